@@ -1,0 +1,23 @@
+# syndface: facial diagnosis of genetic syndromes across the lifespan (after Duong et al. 2022).
+#   snakemake --cores all                    # whole study on the embedded demo cohort
+#   snakemake --configfile config/paper.yaml --profile profiles/slurm all
+#   snakemake results/table2.tsv             # one artifact and only what it needs
+from snakemake.utils import min_version
+
+min_version("9.19")
+
+
+configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/cohort.smk"
+
+
+rule all:
+    input:
+        get_final_outputs(),
+    default_target: True

@@ -1,0 +1,5 @@
+import sys
+
+from syndface.cli import main
+
+sys.exit(main())

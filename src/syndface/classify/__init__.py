@@ -1,0 +1,1 @@
+"""Classifier stage: EfficientNet (timm) over the four labels, k-fold training, ensemble, evaluation."""

@@ -1,0 +1,1 @@
+"""Cohort stage: importers for the supported tables and the validated manifest."""

@@ -1,0 +1,195 @@
+"""Importers: each turns one supported input table into manifest rows plus rejects.
+
+Every importer returns (rows, rejects). `rows` has the manifest's required columns (plus any
+optional ones kept as given); `rejects` lists each input row that could not be mapped with
+the reason (columns: input, line, name, reason). Nothing is dropped silently.
+
+Supported formats (config `cohort.inputs[].format`):
+- `syndface`: the project's own TSV (the manifest's columns; extra columns kept).
+- `paper_csv`: the paper's CSV manifests (`name,path,label,fold,is_ext[,softlabel]`); the age
+  group is the tail of the file name, fold 5 is the held-out test set, is_ext=1 marks FairFace.
+- `fairface`: FairFace label CSVs (`file,age,gender,race,service_test`), all unaffected and
+  auxiliary; the age bin is mapped to an age group by a configurable map.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import PurePosixPath
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from syndface.io import read_tsv
+from syndface.seeding import rng
+from syndface.taxonomy import AGE_GROUPS
+
+REJECT_COLUMNS = ("input", "line", "name", "reason")
+
+PAPER_LABELS = {"WS": "WS", "22q11DS": "22q", "Controls": "control", "Normal": "unaffected"}
+# File-name age tokens of the paper's data, with the spelling fixes its own scripts applied.
+PAPER_AGE_TOKENS = {
+    "2y": "infant",
+    "<2y": "infant",
+    "youngchild": "child",
+    "youngchid": "child",
+    "adolescence": "adolescent",
+    "adolecence": "adolescent",
+    "youngadult": "young_adult",
+    "olderadult": "older_adult",
+}
+PAPER_TEST_FOLD = 5
+
+# FairFace age bins -> age group. 0-2 holds 2-year-olds (the paper's "child"), and 30-39 straddles
+# the 35-year boundary; see `fairface_age_map` in config.yaml for why the defaults are what they are.
+DEFAULT_FAIRFACE_AGE_MAP = {
+    "0-2": "infant",
+    "3-9": "child",
+    "10-19": "adolescent",
+    "20-29": "young_adult",
+    "30-39": "young_adult",
+    "40-49": "older_adult",
+    "50-59": "older_adult",
+    "60-69": "older_adult",
+    "more than 70": "older_adult",
+}
+EXCLUDE = "exclude"
+
+
+def _rejects(records: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame.from_records(records, columns=list(REJECT_COLUMNS))
+
+
+def resolve_path(path: str, image_root: str | None, strip_prefix: str | None) -> str:
+    """Re-root a path from another machine: drop `strip_prefix`, then join relative paths to `image_root`."""
+    if strip_prefix and path.startswith(strip_prefix):
+        path = path[len(strip_prefix) :].lstrip("/")
+    if image_root and not os.path.isabs(path):
+        path = str(PurePosixPath(image_root) / path)
+    return path
+
+
+def import_syndface(spec: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    table = read_tsv(spec["path"])
+    table["path"] = [resolve_path(p, spec.get("image_root"), spec.get("strip_prefix")) for p in table["path"]]
+    return table, _rejects([])
+
+
+def paper_age_group(name: str, label: str) -> str | None:
+    """Age group from a paper file name such as `22q11DS_late188_22q11DS2y.png` (label 22q11DS).
+
+    The last `_` token is `{label}{age token}`; FairFace rows read `33790_01_Normalyoungchild.png`.
+    """
+    tail = PurePosixPath(name).stem.split("_")[-1]
+    if not tail.startswith(label):
+        return None
+    return PAPER_AGE_TOKENS.get(tail[len(label) :])
+
+
+def import_paper_csv(spec: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    source_name = str(spec["path"])
+    table = pd.read_csv(spec["path"], dtype=str, keep_default_na=False)
+    missing = [c for c in ("name", "path", "label", "fold", "is_ext") if c not in table.columns]
+    if missing:
+        raise ValueError(f"{source_name}: not a paper manifest, missing column(s) {', '.join(missing)}")
+    rows, rejects = [], []
+    for line, rec in enumerate(table.to_dict("records"), start=2):
+        name, label = rec["name"].strip(), rec["label"].strip()
+
+        def reject(reason: str) -> None:
+            rejects.append({"input": source_name, "line": line, "name": name, "reason": reason})
+
+        if label not in PAPER_LABELS:
+            reject(f"unknown label {label!r} (expected one of {', '.join(PAPER_LABELS)})")
+            continue
+        age_group = paper_age_group(name, label)
+        if age_group is None:
+            reject(f"no age group in file name (expected ..._{label}<2y|youngchild|adolescence|youngadult|olderadult>)")
+            continue
+        try:
+            fold, is_ext = int(rec["fold"]), int(rec["is_ext"])
+        except ValueError:
+            reject(f"fold {rec['fold']!r} / is_ext {rec['is_ext']!r} are not integers")
+            continue
+        if is_ext not in (0, 1):
+            reject(f"is_ext must be 0 or 1, got {is_ext}")
+            continue
+        image_id = PurePosixPath(name).stem
+        row = {
+            "image_id": image_id,
+            "path": resolve_path(rec["path"], spec.get("image_root"), spec.get("strip_prefix")),
+            "disease": PAPER_LABELS[label],
+            "age_group": age_group,
+            "source": "auxiliary" if is_ext else "cohort",
+            # The paper has no subject ids: every image counts as its own subject (its folds were per image).
+            "subject_id": image_id,
+            "split": "test" if fold == PAPER_TEST_FOLD else "train",
+            "paper_fold": fold,
+        }
+        if "softlabel" in rec:
+            row["paper_softlabel"] = rec["softlabel"]
+        rows.append(row)
+    return pd.DataFrame(rows), _rejects(rejects)
+
+
+def import_fairface(
+    spec: dict[str, Any], age_map: dict[str, str], seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    source_name = str(spec["path"])
+    table = pd.read_csv(spec["path"], dtype=str, keep_default_na=False)
+    missing = [c for c in ("file", "age") if c not in table.columns]
+    if missing:
+        raise ValueError(f"{source_name}: not a FairFace label file, missing column(s) {', '.join(missing)}")
+    rows, rejects = [], []
+    for line, rec in enumerate(table.to_dict("records"), start=2):
+        file, age_bin = rec["file"].strip(), rec["age"].strip()
+        group = age_map.get(age_bin)
+        if group is None:
+            rejects.append({"input": source_name, "line": line, "name": file, "reason": f"age bin {age_bin!r} not in fairface_age_map"})
+            continue
+        if group == EXCLUDE:
+            rejects.append({"input": source_name, "line": line, "name": file, "reason": f"age bin {age_bin!r} excluded by fairface_age_map"})
+            continue
+        image_id = "fairface_" + re.sub(r"[^A-Za-z0-9]+", "_", str(PurePosixPath(file).with_suffix("")))
+        rows.append(
+            {
+                "image_id": image_id,
+                "path": resolve_path(file, spec.get("image_root"), spec.get("strip_prefix")),
+                "disease": "unaffected",
+                "age_group": group,
+                "source": "auxiliary",
+                "subject_id": image_id,
+                "split": "train",
+                "fairface_age": age_bin,
+                **{k: rec[k] for k in ("gender", "race", "service_test") if k in rec},
+            }
+        )
+    frame = pd.DataFrame(rows)
+    fraction = float(spec.get("test_fraction", 0.0))
+    if len(frame) and fraction > 0:
+        # The paper held out one sixth of FairFace per age group as test images.
+        gen = rng(seed, "fairface-test", source_name)
+        for _, idx in frame.groupby("age_group").groups.items():
+            n_test = int(round(fraction * len(idx)))
+            frame.loc[gen.choice(np.asarray(idx), size=n_test, replace=False), "split"] = "test"
+    return frame, _rejects(rejects)
+
+
+def import_input(spec: dict[str, Any], fairface_age_map: dict[str, str], seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    fmt = spec.get("format")
+    if fmt == "syndface":
+        return import_syndface(spec)
+    if fmt == "paper_csv":
+        return import_paper_csv(spec)
+    if fmt == "fairface":
+        return import_fairface(spec, fairface_age_map, seed)
+    raise ValueError(f"unknown cohort input format {fmt!r}; allowed: syndface, paper_csv, fairface")
+
+
+def check_age_map(age_map: dict[str, str]) -> None:
+    bad = {k: v for k, v in age_map.items() if v not in AGE_GROUPS and v != EXCLUDE}
+    if bad:
+        raise ValueError(f"fairface_age_map maps to unknown age group(s) {bad}; allowed: {', '.join(AGE_GROUPS)}, {EXCLUDE}")
+

@@ -1,0 +1,26 @@
+"""Shared test helpers: the repository root and a way to run the workflow's Snakemake."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def run_snakemake(args: list[str], workdir: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run this repository's workflow with `workdir` as working directory; the venv's bin on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+    return subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def snakemake_runner():
+    return run_snakemake

@@ -1,0 +1,142 @@
+import json
+
+import pandas as pd
+import pytest
+
+from syndface.cohort import build, importers
+from syndface.cohort.manifest import ManifestError, load_schema, validate_manifest
+from syndface.io import read_tsv
+from conftest import DATA, REPO
+
+SCHEMA = load_schema(REPO / "workflow/schemas/manifest.schema.yaml")
+AGE_MAP = importers.DEFAULT_FAIRFACE_AGE_MAP
+
+
+def test_paper_test_csv_gives_the_papers_counts():
+    """The paper's own test manifest (fold 5): 50 WS, 50 22q, 81 control, 10,348 FairFace."""
+    rows, rejects = importers.import_paper_csv({"path": DATA / "paper_test_manifest.csv.gz"})
+    assert rejects.empty
+    validate_manifest(rows, SCHEMA)
+    counts = rows.groupby(["source", "disease"]).size().to_dict()
+    assert counts == {
+        ("cohort", "WS"): 50,
+        ("cohort", "22q"): 50,
+        ("cohort", "control"): 81,
+        ("auxiliary", "unaffected"): 10_348,
+    }
+    assert (rows["split"] == "test").all()
+    by_age = rows.groupby(["disease", "age_group"]).size()
+    assert by_age["WS"].tolist() == [10] * 5 and by_age["22q"].tolist() == [10] * 5
+    order = ["infant", "child", "adolescent", "young_adult", "older_adult"]
+    assert by_age["control"][order].tolist() == [14, 19, 18, 17, 13]
+    assert by_age["unaffected"][order].tolist() == [149, 1295, 828, 4782, 3294]
+
+
+def test_paper_csv_rejects_unmappable_rows_with_reasons(tmp_path):
+    csv = tmp_path / "paper.csv"
+    csv.write_text(
+        "name,path,label,fold,is_ext\n"
+        "WS_early6_WS2y.png,/data/x/WS_early6_WS2y.png,WS,0,0\n"
+        "22q11DS_late47_22q11DSyoungadult.png,/data/x/22q11DS_late47_22q11DSyoungadult.png,22q11DS,5,0\n"
+        "33790_01_Normalyoungchild.png,/data/x/33790_01_Normalyoungchild.png,Normal,1,1\n"
+        "Controls_x1_Controlsadolecence.png,/data/x/Controls_x1_Controlsadolecence.png,Controls,2,0\n"
+        "Foo_x_Foo2y.png,/data/x/Foo_x_Foo2y.png,Foo,0,0\n"
+        "WS_early7_WSteen.png,/data/x/WS_early7_WSteen.png,WS,0,0\n"
+        "WS_early8_WS2y.png,/data/x/WS_early8_WS2y.png,WS,zero,0\n"
+        "WS_early9_22q11DS2y.png,/data/x/WS_early9_22q11DS2y.png,WS,0,0\n"
+    )
+    rows, rejects = importers.import_paper_csv({"path": csv, "strip_prefix": "/data/x/", "image_root": "imgs"})
+    assert rows["image_id"].tolist() == [
+        "WS_early6_WS2y", "22q11DS_late47_22q11DSyoungadult", "33790_01_Normalyoungchild", "Controls_x1_Controlsadolecence",
+    ]
+    assert rows["age_group"].tolist() == ["infant", "young_adult", "child", "adolescent"]
+    assert rows["disease"].tolist() == ["WS", "22q", "unaffected", "control"]
+    assert rows["split"].tolist() == ["train", "test", "train", "train"]
+    assert rows["source"].tolist() == ["cohort", "cohort", "auxiliary", "cohort"]
+    assert rows["path"].iloc[0] == "imgs/WS_early6_WS2y.png"
+    assert rejects["line"].tolist() == [6, 7, 8, 9]
+    reasons = rejects["reason"].tolist()
+    assert "unknown label 'Foo'" in reasons[0]
+    assert "no age group" in reasons[1] and "no age group" in reasons[3]
+    assert "not integers" in reasons[2]
+
+
+def test_fairface_age_map_exclusion_and_test_share(tmp_path):
+    csv = tmp_path / "fairface_label_train.csv"
+    lines = ["file,age,gender,race,service_test"]
+    bins = ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "more than 70"]
+    for i in range(180):
+        lines.append(f"train/{i}.jpg,{bins[i % len(bins)]},Male,White,True")
+    lines.append("train/999.jpg,unknown,Female,Black,False")
+    csv.write_text("\n".join(lines) + "\n")
+    age_map = {**AGE_MAP, "30-39": "exclude"}
+    spec = {"path": csv, "image_root": "fairface", "test_fraction": 0.25}
+    rows, rejects = importers.import_fairface(spec, age_map, seed=3)
+    assert len(rows) == 160 and len(rejects) == 21
+    assert set(rejects["reason"]) == {"age bin '30-39' excluded by fairface_age_map", "age bin 'unknown' not in fairface_age_map"}
+    assert rows["path"].iloc[1] == "fairface/train/1.jpg" and rows["image_id"].iloc[1] == "fairface_train_1"
+    assert (rows["disease"] == "unaffected").all() and (rows["source"] == "auxiliary").all()
+    assert rows["gender"].iloc[0] == "Male"
+    # a quarter of every age group is held out, reproducibly
+    share = rows.groupby("age_group")["split"].apply(lambda s: (s == "test").mean())
+    assert share.between(0.2, 0.3).all()
+    again, _ = importers.import_fairface(spec, age_map, seed=3)
+    pd.testing.assert_frame_equal(rows, again)
+    other, _ = importers.import_fairface(spec, age_map, seed=4)
+    assert not other["split"].equals(rows["split"])
+
+
+def _tsv(tmp_path, rows, name="cohort.tsv"):
+    path = tmp_path / name
+    pd.DataFrame(rows).to_csv(path, sep="\t", index=False)
+    return path
+
+
+ROW = dict(image_id="a1", path="img/a1.png", disease="WS", age_group="child", source="cohort", subject_id="s1", split="train")
+
+
+def test_syndface_tsv_keeps_extra_columns(tmp_path):
+    path = _tsv(tmp_path, [{**ROW, "age_years": 4.5}, {**ROW, "image_id": "007", "subject_id": "s2", "age_years": 30}])
+    rows, rejects = importers.import_syndface({"path": path})
+    assert rows["image_id"].tolist() == ["a1", "007"] and rows["age_years"].tolist() == [4.5, 30]
+    assert rejects.empty
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ([ROW, ROW], "duplicate image_id"),
+        ([{**ROW, "disease": "Williams"}], "'disease' has value(s) Williams"),
+        ([{**ROW, "age_group": "teen"}], "allowed: infant, child"),
+        ([ROW, {**ROW, "image_id": "a2", "split": "test"}], "subject(s) in both train and test: s1"),
+        ([{k: v for k, v in ROW.items() if k != "subject_id"}], "missing required column(s): subject_id"),
+    ],
+)
+def test_bad_manifests_fail_naming_the_problem(tmp_path, bad, message):
+    rows, _ = importers.import_syndface({"path": _tsv(tmp_path, bad)})
+    with pytest.raises(ManifestError) as err:
+        validate_manifest(rows, SCHEMA)
+    assert message in str(err.value)
+
+
+def test_build_manifest_command_writes_manifest_rejects_and_summary(tmp_path):
+    cohort = _tsv(tmp_path, [ROW, {**ROW, "image_id": "b", "subject_id": "s9", "disease": "22q", "split": "test"}])
+    paper = tmp_path / "paper.csv"
+    paper.write_text("name,path,label,fold,is_ext\nWS_e1_WS2y.png,x/WS_e1_WS2y.png,WS,1,0\nX_1_Xfoo.png,x/X.png,Other,0,0\n")
+    out = tmp_path / "results"
+    inputs = [{"format": "syndface", "path": str(cohort)}, {"format": "paper_csv", "path": str(paper)}]
+    argv = ["--inputs", json.dumps(inputs), "--seed", "1", "--schema", str(REPO / "workflow/schemas/manifest.schema.yaml"),
+            "--out", str(out / "manifest.tsv"), "--rejects", str(out / "rejects.tsv"), "--summary", str(out / "summary.tsv")]
+    assert build.main(argv) == 0
+    manifest = read_tsv(out / "manifest.tsv")
+    assert manifest["image_id"].tolist() == ["a1", "b", "WS_e1_WS2y"]
+    assert list(manifest.columns[:7]) == ["image_id", "path", "disease", "age_group", "source", "subject_id", "split"]
+    assert read_tsv(out / "rejects.tsv")["reason"].str.contains("unknown label 'Other'").all()
+    assert read_tsv(out / "summary.tsv")["n"].sum() == 3
+
+
+def test_duplicate_ids_across_inputs_stop_the_build(tmp_path):
+    one = _tsv(tmp_path, [ROW], "one.tsv")
+    two = _tsv(tmp_path, [{**ROW, "subject_id": "s5"}], "two.tsv")
+    with pytest.raises(ManifestError, match="duplicate image_id.*a1"):
+        build.build_manifest([{"format": "syndface", "path": one}, {"format": "syndface", "path": two}], AGE_MAP, 1, SCHEMA)

@@ -1,0 +1,103 @@
+"""The workflow as a user drives it: dry-runs, lint, config errors, the paper-size plan."""
+
+import re
+import time
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import DATA, REPO, run_snakemake
+
+
+def _job_counts(stdout: str) -> dict[str, int]:
+    """Parse Snakemake's 'Job stats' table."""
+    table = stdout.split("Job stats:")[-1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def _write_config(tmp_path, overrides: dict, name="config.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(overrides))
+    return path
+
+
+def test_default_config_dry_run_plans_the_demo(tmp_path):
+    result = run_snakemake(["-n", "--configfile", str(REPO / "config.yaml")], tmp_path)
+    assert result.returncode == 0, result.stderr
+    jobs = _job_counts(result.stdout)
+    assert jobs["make_demo_cohort"] == 1 and jobs["build_manifest"] == 1 and jobs["make_folds"] == 1
+
+
+def test_lint_is_clean(tmp_path):
+    result = run_snakemake(["--lint"], REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ({"folds": {"n_fold": 5, "group_by": "subject_id"}}, "unknown key 'folds.n_fold' (allowed here: n_folds, group_by); did you mean 'n_folds'?"),
+        ({"folds": {"n_folds": 5, "group_by": "person"}}, "folds.group_by: 'person' is not allowed; allowed: subject_id, image_id"),
+        ({"cohort": {"inputs": [{"format": "demo"}], "fairface_age_map": {"0-2": "toddler"}}}, "cohort.fairface_age_map.0-2: 'toddler' is not allowed"),
+    ],
+)
+def test_bad_config_stops_before_any_job_naming_the_key(tmp_path, override, expected):
+    bad = _write_config(tmp_path, override, "bad.yaml")
+    result = run_snakemake(["--cores", "1", "--configfile", str(REPO / "config.yaml"), str(bad)], tmp_path)
+    assert result.returncode != 0
+    assert expected in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+PAPER_COHORT_TRAIN = {  # 1,713 train images of the paper's own cohort (WS, 22q, Controls)
+    ("WS", "WS"): 480, ("22q11DS", "22q11DS"): 551, ("Controls", "Controls"): 682,
+}
+AGE_TOKENS = ["2y", "youngchild", "adolescence", "youngadult", "olderadult"]
+
+
+def _paper_size_inputs(root):
+    """The paper's data layout at full size: its real test CSV, a train CSV of the paper's
+    counts (1,713 cohort + 51,740 FairFace), and an empty placeholder file per image."""
+    prefix = "/data/duongdb/WS22qOther_08102021/Align512BlankBackgroundCenter/"
+    rows = []
+    for (label, _), n in PAPER_COHORT_TRAIN.items():
+        for i in range(n):
+            name = f"{label}_early{i}_{label}{AGE_TOKENS[i % 5]}.png"
+            rows.append((name, prefix + name, label, i % 5, 0))
+    for i in range(51_740):
+        name = f"{i}_01_Normal{AGE_TOKENS[i % 5]}.png"
+        rows.append((name, prefix + name, "Normal", i % 5, 1))
+    data = root / "data"
+    (data / "images").mkdir(parents=True)
+    pd.DataFrame(rows, columns=["name", "path", "label", "fold", "is_ext"]).to_csv(
+        data / "train+blankcenter+WS+22q11DS+Control+Normal+Whole.csv", index=False
+    )
+    test = pd.read_csv(DATA / "paper_test_manifest.csv.gz")
+    test.to_csv(data / "test+blankcenter+WS+22q11DS+Control+Normal.csv", index=False)
+    for name in [r[0] for r in rows] + test["name"].tolist():
+        (data / "images" / name).touch()
+    return len(rows) + len(test)
+
+
+@pytest.mark.slow
+def test_paper_config_plans_in_shards_quickly(tmp_path):
+    n_images = _paper_size_inputs(tmp_path)
+    assert n_images == 1_894 + 62_088
+    configs = ["--configfile", str(REPO / "config.yaml"), str(REPO / "config/paper.yaml")]
+    built = run_snakemake(["--cores", "1", *configs, "results/cohort/manifest.tsv"], tmp_path)
+    assert built.returncode == 0, built.stderr
+    manifest = pd.read_csv(tmp_path / "results/cohort/manifest.tsv", sep="\t")
+    assert len(manifest) == n_images
+    assert manifest.groupby("source").size().to_dict() == {"auxiliary": 62_088, "cohort": 1_894}
+
+    start = time.monotonic()
+    plan = run_snakemake(["-n", *configs], tmp_path)
+    seconds = time.monotonic() - start
+    assert plan.returncode == 0, plan.stderr
+    jobs = _job_counts(plan.stdout)
+    print(f"paper-size dry-run: {seconds:.1f} s, {sum(jobs.values())} jobs: {jobs}")
+    # No stage plans one job per image: the whole study is a few hundred jobs at most.
+    assert sum(jobs.values()) < 1_000
+    assert max(jobs.values()) < 200

@@ -15,6 +15,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/cohort.smk"
+include: "workflow/rules/align.smk"
 
 
 rule all:

@@ -42,8 +42,76 @@ def get_cohort_tables():
     return [spec["path"] for spec in get_cohort_specs()]
 
 
+DEMO_LANDMARKS = "results/demo/landmarks.tsv"
+
+
+def get_flag(enabled, flag):
+    return flag if enabled else ""
+
+
+def get_manual_landmarks():
+    """The manual-landmark file: configured, or the demo's ground truth for the demo cohort."""
+    path = config["align"]["manual_landmarks"]
+    if path is None and is_demo():
+        path = DEMO_LANDMARKS
+    return [path] if path else []
+
+
+def get_manual_landmarks_arg():
+    return " ".join(f"--manual-landmarks {path}" for path in get_manual_landmarks())
+
+
+def count_rows(tsv):
+    """Data rows of a TSV (comment lines and the header excluded), without parsing it."""
+    with open(tsv) as fh:
+        return sum(1 for line in fh if not line.startswith("#")) - 1
+
+
+def get_align_shards(wildcards):
+    """One shard directory per `align.shard_size` manifest rows (known once the manifest exists)."""
+    manifest = checkpoints.build_manifest.get().output.manifest
+    n_shards = max(1, -(-count_rows(manifest) // config["align"]["shard_size"]))
+    return [f"results/aligned/shards/shard{k:03d}" for k in range(n_shards)]
+
+
+def get_variants():
+    return config["classifier"]["variants"]
+
+
+def get_predictions():
+    return [f"results/predictions/{variant}/test.tsv" for variant in get_variants()]
+
+
+def get_predictions_args():
+    return " ".join(
+        f"--predictions {variant}={path}" for variant, path in zip(get_variants(), get_predictions())
+    )
+
+
+def get_qualtrics_field(field):
+    """Input/param function: one field of the `clinicians.qualtrics[index]` entry."""
+
+    def lookup(wildcards):
+        return config["clinicians"]["qualtrics"][int(wildcards.index)][field]
+
+    return lookup
+
+
+def get_surveys():
+    """Survey long tables: configured tables, imported Qualtrics exports, or the demo's simulation."""
+    cfg = config["clinicians"]
+    surveys = list(cfg["surveys"])
+    surveys += [f"results/clinicians/imported/{k}.tsv" for k in range(len(cfg["qualtrics"]))]
+    if not surveys and is_demo():
+        surveys = ["results/clinicians/simulated_survey.tsv"]
+    return surveys
+
+
 def get_final_outputs():
     return [
         "results/cohort/manifest.tsv",
         "results/folds/folds.tsv",
+        "results/folds/leakage.tsv",
+        "results/aligned/report.tsv",
+        "results/cohort/overview.png",
     ]

@@ -1,0 +1,154 @@
+"""`syndface align-shard`: align one shard of the manifest (rows [k*S, (k+1)*S)).
+
+Per image: decode (see `syndface.align.load`), find the five landmarks by the preferred
+method, fall back to the other, render the aligned crop (see `syndface.align.render`) and
+write it as `out-dir/images/<id>.png`. `out-dir/report.tsv` holds one row per manifest row
+of the shard: status ok|failed, the method used (dlib|manual), dlib's face count (empty when
+the detector did not run), the aligned path or the reason for the failure, and the landmarks.
+
+`--prefer dlib` is the paper's procedure (manual landmarks only where dlib fails);
+`--prefer manual` uses a landmark row whenever the image has one (the demo cohort, whose
+landmarks are the ground truth) and runs dlib only for the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from syndface.align.geometry import LANDMARK_COLUMNS
+from syndface.align.landmarks import Points, detect_largest_face, points_to_columns, read_manual_landmarks
+from syndface.align.load import ImageLoadError, load_rgb
+from syndface.align.render import BACKGROUNDS, PAPER_ZOOM, AlignmentError, render_aligned
+from syndface.io import atomic_path, read_tsv, write_tsv
+from syndface.log import get_logger, progress
+
+log = get_logger("syndface.align")
+
+METHODS = ("dlib", "manual")
+REPORT_COLUMNS = ("image_id", "status", "method", "n_faces", "aligned_path", "reason", *LANDMARK_COLUMNS)
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+
+
+@dataclass(frozen=True)
+class AlignOptions:
+    size: int
+    zoom: float = PAPER_ZOOM
+    background: str = "ellipse"
+    prefer: str = "dlib"
+    upsample: int = 1
+
+    def describe(self) -> str:
+        return f"size={self.size} zoom={self.zoom:.6g} background={self.background} prefer={self.prefer} upsample={self.upsample}"
+
+
+def shard_rows(manifest: pd.DataFrame, shard: int, shard_size: int) -> pd.DataFrame:
+    """Manifest rows [shard * shard_size, (shard + 1) * shard_size)."""
+    if shard < 0 or shard_size < 1:
+        raise ValueError(f"shard must be >= 0 and shard size >= 1, got shard {shard}, size {shard_size}")
+    return manifest.iloc[shard * shard_size : (shard + 1) * shard_size]
+
+
+def image_file_name(image_id: str) -> str:
+    """A file name for an image id: the id itself when it is safe, else a sanitised id plus a hash."""
+    if SAFE_NAME.fullmatch(image_id):
+        return f"{image_id}.png"
+    digest = hashlib.sha1(image_id.encode()).hexdigest()[:10]
+    return f"{re.sub(r'[^A-Za-z0-9._+-]+', '_', image_id).strip('._')}_{digest}.png"
+
+
+def align_image(path: str, manual: Points | None, options: AlignOptions) -> tuple[dict, np.ndarray | None]:
+    """Report fields (status, method, n_faces, reason, landmarks) and the aligned image or None."""
+    try:
+        image = load_rgb(path)
+    except ImageLoadError as exc:
+        return _failed(f"unreadable: {exc}", None), None
+    order = METHODS if options.prefer == "dlib" else METHODS[::-1]
+    n_faces, reasons = None, []
+    for method in order:
+        if method == "manual":
+            if manual is None:
+                reasons.append("no manual landmarks")
+                continue
+            points = manual
+        else:
+            points, n_faces = detect_largest_face(image, options.upsample)
+            if points is None:
+                reasons.append(f"dlib found no face (upsample {options.upsample})")
+                continue
+        try:
+            aligned = render_aligned(image, points, options.size, options.zoom, options.background)
+        except AlignmentError as exc:
+            reasons.append(f"{method}: {exc}")
+            continue
+        return {"status": "ok", "method": method, "n_faces": n_faces, "reason": "", **points_to_columns(points)}, aligned
+    return _failed("; ".join(reasons), n_faces), None
+
+
+def _failed(reason: str, n_faces: int | None) -> dict:
+    # Decoder messages may hold tabs or newlines; the report is one line per image.
+    return {"status": "failed", "method": "", "n_faces": n_faces, "reason": " ".join(reason.split()), **points_to_columns(None)}
+
+
+def align_shard(rows: pd.DataFrame, manual: dict[str, Points], options: AlignOptions, out_dir: Path) -> pd.DataFrame:
+    """Align every row, write the PNGs under out_dir/images, and return the report rows."""
+    images_dir = out_dir / "images"
+    images_dir.mkdir(parents=True, exist_ok=True)
+    records = []
+    for image_id, path in progress(zip(rows["image_id"], rows["path"]), len(rows), "aligned", log):
+        fields, aligned = align_image(path, manual.get(image_id), options)
+        aligned_path = ""
+        if aligned is not None:
+            target = images_dir / image_file_name(image_id)
+            with atomic_path(target) as tmp:
+                Image.fromarray(aligned).save(tmp, format="PNG")
+            aligned_path = str(target)
+        records.append({"image_id": image_id, "aligned_path": aligned_path, **fields})
+    report = pd.DataFrame.from_records(records, columns=list(REPORT_COLUMNS))
+    report["n_faces"] = report["n_faces"].astype("Int64")
+    return report
+
+
+def main(argv: list[str], prog: str = "syndface align-shard") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--manifest", required=True, help="results/cohort/manifest.tsv")
+    parser.add_argument("--shard", type=int, required=True, help="shard index k (rows [k*S, (k+1)*S))")
+    parser.add_argument("--shard-size", type=int, required=True, help="rows per shard S")
+    parser.add_argument("--size", type=int, required=True, help="output side in pixels")
+    parser.add_argument("--zoom", type=float, default=PAPER_ZOOM, help="crop zoom: 1 = FFHQ, 512/462 = the paper's centred crop (default)")
+    parser.add_argument("--background", choices=BACKGROUNDS, default="ellipse", help="ellipse: black outside the face ellipse and the photo; pad: black outside the photo only")
+    parser.add_argument("--prefer", choices=METHODS, default="dlib", help="landmark source tried first; the other is the fallback")
+    parser.add_argument("--manual-landmarks", help="landmark TSV (image_id + eye/nose/mouth x,y in source pixels)")
+    parser.add_argument("--upsample", type=int, default=1, help="dlib detector upsampling (FFHQ: 1)")
+    parser.add_argument("--out-dir", required=True, help="shard directory: images/ and report.tsv")
+    args = parser.parse_args(argv)
+    if args.prefer == "manual" and not args.manual_landmarks:
+        parser.error("--prefer manual needs --manual-landmarks")
+
+    options = AlignOptions(args.size, args.zoom, args.background, args.prefer, args.upsample)
+    manifest = read_tsv(args.manifest)
+    rows = shard_rows(manifest, args.shard, args.shard_size)
+    manual = read_manual_landmarks(args.manual_landmarks) if args.manual_landmarks else {}
+    first = args.shard * args.shard_size
+    log.info("shard %d: manifest rows %d..%d of %d (%s)", args.shard, first, first + len(rows), len(manifest), options.describe())
+    if rows.empty:
+        log.warning("shard %d is past the end of the manifest (%d rows): writing an empty report", args.shard, len(manifest))
+    out_dir = Path(args.out_dir)
+    report = align_shard(rows, manual, options, out_dir)
+    header = [f"settings: {options.describe()}", f"shard {args.shard}: manifest rows {first}..{first + len(rows)}"]
+    write_tsv(report, out_dir / "report.tsv", header_lines=header)
+    failed = report[report["status"] == "failed"]
+    log.info("shard %d: %d aligned (%s), %d failed", args.shard, len(report) - len(failed), ", ".join(f"{m}={n}" for m, n in report.loc[report["status"] == "ok", "method"].value_counts().items()), len(failed))
+    for image_id, reason in zip(failed["image_id"], failed["reason"]):
+        log.warning("failed %s: %s", image_id, reason)
+    several = int((report["n_faces"] > 1).sum())
+    if several:
+        log.info("shard %d: %d image(s) showed several faces; the largest was aligned (n_faces in the report)", args.shard, several)
+    return 0

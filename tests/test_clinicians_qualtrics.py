@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from syndface.clinicians import qualtrics
-from syndface.clinicians.qualtrics import QualtricsError, import_qualtrics
+from syndface.clinicians.qualtrics import pseudonym, QualtricsError, import_qualtrics
 from syndface.io import read_tsv
 
 META = ["StartDate", "EndDate", "Status", "Progress", "Finished", "ResponseId", "RecipientEmail"]
@@ -73,7 +73,7 @@ def test_first_completed_response_per_rater_counts_and_the_rest_are_listed(expor
 
 
 def test_answers_are_mapped_to_images_and_labels(export):
-    answers, _ = import_qualtrics(*export, survey="WS")
+    answers, _ = import_qualtrics(*export, survey="WS", keep_rater_ids=True)
     got = {(r, i): a for r, i, a in zip(answers["rater_id"], answers["image_id"], answers["answer"])}
     assert got == {
         ("a@x.org", "ws_01"): "WS",
@@ -86,9 +86,17 @@ def test_answers_are_mapped_to_images_and_labels(export):
     assert set(answers["survey"]) == {"WS"}
 
 
+def test_rater_emails_are_pseudonymised_by_default(export):
+    answers, rejects = import_qualtrics(*export, survey="WS")
+    assert not answers["rater_id"].str.contains("@").any() and not rejects["rater_id"].str.contains("@").any()
+    assert set(answers["rater_id"]) == {pseudonym("a@x.org"), pseudonym("b@x.org"), pseudonym("c@x.org")}
+    # the same rater keeps one pseudonym across answers and rejects (R_a2 is a's duplicate)
+    assert rejects.set_index("response_id").at["R_a2", "rater_id"] == pseudonym("A@x.org ")
+
+
 def test_rater_column_is_configurable(tmp_path, export):
     path, mapping = export
-    answers, rejects = import_qualtrics(path, mapping, survey="WS", rater_column="ResponseId")
+    answers, rejects = import_qualtrics(path, mapping, survey="WS", rater_column="ResponseId", keep_rater_ids=True)
     # Every response is its own rater now, so no duplicates; incomplete, preview and empty ones stay out.
     assert sorted(answers["rater_id"].unique()) == ["R_a1", "R_a2", "R_b1", "R_b2", "R_c2"]
     assert not rejects["reason"].str.startswith("duplicate").any()

@@ -17,6 +17,7 @@ yields no row.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 
@@ -140,14 +141,22 @@ def screen_responses(responses: pd.DataFrame, survey: str, rater_column: str, an
     return reason
 
 
+def pseudonym(rater: str) -> str:
+    """A stable rater pseudonym, so e-mail addresses never reach results/ (same rater, same id)."""
+    return "rater-" + hashlib.sha256(rater.strip().lower().encode()).hexdigest()[:12]
+
+
 def import_qualtrics(
     export: str | os.PathLike,
     mapping_path: str | os.PathLike,
     survey: str,
     rater_column: str = "RecipientEmail",
     answer_texts: dict[str, str] | None = None,
+    keep_rater_ids: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(answers, rejects): the long table of the counted responses and every response that does not count."""
+    """(answers, rejects): the long table of the counted responses and every response that does not count.
+
+    Rater ids are replaced by `pseudonym(...)` unless `keep_rater_ids`."""
     texts = DEFAULT_ANSWER_TEXTS | {k.strip().lower(): v for k, v in (answer_texts or {}).items()}
     allowed = survey_answers(survey)
     responses, import_ids = read_qualtrics(export)
@@ -169,6 +178,8 @@ def import_qualtrics(
     wrong = sorted(set(long["answer"]) - set(allowed))
     if wrong:
         raise QualtricsError(f"answer(s) {', '.join(wrong)} cannot occur in the {survey} survey; is --survey right?")
+    if not keep_rater_ids:
+        long["rater_id"] = long["rater_id"].map(pseudonym)
     long["image_id"] = long["question"].map(questions)
     long["survey"] = survey
     answers = validate_survey(long[[*SURVEY_COLUMNS, "response_id"]].reset_index(drop=True), where=str(export))
@@ -177,7 +188,7 @@ def import_qualtrics(
     rejects = pd.DataFrame(
         {
             "response_id": rejected["ResponseId"],
-            "rater_id": rejected[rater_column],
+            "rater_id": rejected[rater_column] if keep_rater_ids else rejected[rater_column].map(lambda r: pseudonym(r) if r.strip() else ""),
             "survey": survey,
             "start_date": rejected["StartDate"],
             "progress": rejected["Progress"],
@@ -204,11 +215,14 @@ def main(argv: list[str], prog: str = "syndface import-survey") -> int:
     parser.add_argument("--survey", required=True, choices=list(SURVEYS))
     parser.add_argument("--rater-column", default="RecipientEmail", help="column that identifies a rater (default: %(default)s)")
     parser.add_argument("--answer-text", action="append", type=parse_answer_text, default=[], metavar="TEXT=LABEL", help="extra choice text, e.g. 'Williams syndrome (WS)=WS'; repeatable")
+    parser.add_argument("--keep-rater-ids", action="store_true", help="write rater ids as given (default: pseudonyms, so no e-mail address reaches results/)")
     parser.add_argument("--out", required=True, help="survey long table (TSV)")
     parser.add_argument("--rejects", required=True, help="responses that do not count, with the reason (TSV)")
     args = parser.parse_args(argv)
 
-    answers, rejects = import_qualtrics(args.qualtrics, args.mapping, args.survey, args.rater_column, dict(args.answer_text))
+    answers, rejects = import_qualtrics(
+        args.qualtrics, args.mapping, args.survey, args.rater_column, dict(args.answer_text), args.keep_rater_ids
+    )
     write_tsv(rejects, args.rejects)
     write_tsv(answers, args.out, header_lines=[f"{args.survey} survey answers imported from {args.qualtrics}"])
     log.info("%s survey: %d answers from %d raters", args.survey, len(answers), answers["rater_id"].nunique())

@@ -22,6 +22,7 @@ rule make_demo_cohort:
         " --n-subjects {params.demo[n_subjects]} --n-auxiliary {params.demo[n_auxiliary]}"
         " --test-per-group {params.demo[test_per_group]} --image-size {params.demo[image_size]}"
         " --render-scale {params.demo[render_scale]} --grey-share {params.demo[grey_share]}"
+        " --signal-strength {params.demo[signal_strength]}"
         " > {log} 2>&1"
 
 

@@ -124,10 +124,11 @@ def test_commands_train_a_gan_and_write_every_fake_type(tmp_path, folds):
     assert (gan / "checkpoint.pt").exists() and len(list((gan / "samples").glob("*.png"))) == 2
     assert not set(read_tsv(gan / "training_set.tsv")["image_id"]) & set(folds.loc[folds["fold"] == 1, "image_id"])
 
+    assert fakes.main(["--network", str(gan / "network.pt"), "--folds", str(tmp_path / "folds.tsv"), "--fold", "1",
+                       "--fake-types", *FAKE_TYPES, "--seed", "1", "--out-dir", str(tmp_path / "fakes" / "fold1"),
+                       "--device", "cpu"]) == 0
     for fake_type in FAKE_TYPES:
         out = tmp_path / "fakes" / "fold1" / fake_type
-        assert fakes.main(["--network", str(gan / "network.pt"), "--folds", str(tmp_path / "folds.tsv"), "--fold", "1",
-                           "--fake-type", fake_type, "--seed", "1", "--out-dir", str(out), "--device", "cpu"]) == 0
         manifest = read_tsv(out / "manifest.tsv")
         assert list(manifest.columns) == list(fakes.MANIFEST_COLUMNS)
         assert all(Path(p).is_file() for p in manifest["path"]) and (out / "sample_grid.png").is_file()
@@ -135,7 +136,7 @@ def test_commands_train_a_gan_and_write_every_fake_type(tmp_path, folds):
     assert (tmp_path / "fakes" / "fold1" / "age_progression" / "progression_strips.png").is_file()
     with pytest.raises(SystemExit, match="fold 1's GAN, not fold 0's"):
         fakes.main(["--network", str(gan / "network.pt"), "--folds", str(tmp_path / "folds.tsv"), "--fold", "0",
-                    "--fake-type", "unrelated", "--seed", "1", "--out-dir", str(tmp_path / "x"), "--device", "cpu"])
+                    "--fake-types", "unrelated", "--seed", "1", "--out-dir", str(tmp_path / "x"), "--device", "cpu"])
 
 
 def test_fake_counts_fill_rare_ages_and_ignore_the_held_out_fold(folds):

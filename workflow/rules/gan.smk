@@ -42,27 +42,28 @@ rule generate_fakes:
         network="results/gan/fold{fold}/network.pt",
         folds="results/folds/folds.tsv",
     output:
-        manifest="results/fakes/fold{fold}/{fake_type}/manifest.tsv",
-        grid=report(
-            "results/fakes/fold{fold}/{fake_type}/sample_grid.png",
+        manifests=get_fake_outputs("manifest.tsv"),
+        grids=report(
+            get_fake_outputs("sample_grid.png"),
             caption="../report/fakes.rst",
             category="Figures",
             subcategory="GAN fakes",
-            labels={"fold": "{fold}", "type": "{fake_type}"},
+            labels={"fold": "{fold}"},
         ),
     params:
-        out_dir=subpath(output.manifest, parent=True),
+        out_dir="results/fakes/fold{fold}",
+        fake_types=get_fake_types(),
         psi=config["fakes"]["psi"],
         seed=SEED,
         device=config["device"],
     threads: 1
     log:
-        "logs/generate_fakes/fold{fold}/{fake_type}.log",
+        "logs/generate_fakes/fold{fold}.log",
     conda:
         "../../envs/syndface.yaml"
     shell:
         "syndface generate-fakes --network {input.network} --folds {input.folds} --fold {wildcards.fold}"
-        " --fake-type {wildcards.fake_type} --psi {params.psi} --seed {params.seed}"
+        " --fake-types {params.fake_types} --psi {params.psi} --seed {params.seed}"
         " --device {params.device} --num-threads {threads} --out-dir {params.out_dir} > {log} 2>&1"
 
 

@@ -89,11 +89,20 @@ def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu")
     return model.to(device).eval(), ckpt
 
 
-def preprocess(images: torch.Tensor, device: str | torch.device | None = None, channels_last: bool = False) -> torch.Tensor:
-    """uint8 NHWC images -> float32 NCHW normalised with the ImageNet mean/std (the paper's Normalize)."""
+def to_unit_float(images: torch.Tensor, device: str | torch.device | None = None) -> torch.Tensor:
+    """uint8 NHWC images -> float32 NCHW in [0, 1] (what the augmentations work on)."""
     x = images.to(device) if device is not None else images
-    x = x.permute(0, 3, 1, 2).float().div_(255.0)
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+    return x.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def normalise(x: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+    """float NCHW in [0, 1] -> normalised with the ImageNet mean/std (the paper's Normalize)."""
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
     x = (x - mean) / std
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
+
+
+def preprocess(images: torch.Tensor, device: str | torch.device | None = None, channels_last: bool = False) -> torch.Tensor:
+    """uint8 NHWC images -> float32 NCHW normalised with the ImageNet mean/std (the paper's Normalize)."""
+    return normalise(to_unit_float(images, device), channels_last)

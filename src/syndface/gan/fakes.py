@@ -160,10 +160,10 @@ def main(argv: list[str], prog: str = "syndface generate-fakes") -> int:
     parser.add_argument("--network", required=True, help="results/gan/fold{k}/network.pt")
     parser.add_argument("--folds", required=True)
     parser.add_argument("--fold", type=int, required=True)
-    parser.add_argument("--fake-type", required=True, choices=FAKE_TYPES)
+    parser.add_argument("--fake-types", nargs="+", required=True, choices=FAKE_TYPES, help="one or more types; each goes to OUT_DIR/<type>/")
     parser.add_argument("--psi", type=float, default=0.6, help="truncation (paper 0.6)")
     parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--out-dir", required=True)
+    parser.add_argument("--out-dir", required=True, help="results/fakes/fold{k}")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--num-threads", type=int, default=1, help="torch CPU threads")
@@ -175,5 +175,7 @@ def main(argv: list[str], prog: str = "syndface generate-fakes") -> int:
     trained_fold = ckpt.get("training", {}).get("data", {}).get("fold")
     if trained_fold is not None and trained_fold != args.fold:
         raise SystemExit(f"{args.network} is fold {trained_fold}'s GAN, not fold {args.fold}'s; its fakes would leak that fold's images")
-    generate_fakes(G, read_tsv(args.folds), args.fold, args.fake_type, args.psi, args.seed, Path(args.out_dir), args.batch)
+    folds = read_tsv(args.folds)
+    for fake_type in args.fake_types:
+        generate_fakes(G, folds, args.fold, fake_type, args.psi, args.seed, Path(args.out_dir) / fake_type, args.batch)
     return 0

@@ -1,0 +1,213 @@
+"""`syndface evaluate-classifier`: the accuracies the paper reports, from one variant's test predictions.
+
+- metrics.tsv: accuracy (recall) of each class over the test split and their unweighted mean,
+  the paper's Table 2 "Average" ((68 + 86.4 + 100 + 94) / 4 = 87.1), with bootstrap 95 %
+  intervals (classes resampled separately, as the test set was drawn per class);
+- per_group.tsv: four-class accuracy per disease x age group (the paper code's
+  AccuracyPerGroupFromWhole, Table 1's model columns);
+- two_way.tsv: the clinicians' comparison readout. A WS-survey image (a WS or control test
+  image of the cohort) counts as answered "WS" when P(WS) > P(control), else "control"; the
+  same for 22q (paper, Comparison to Clinical Geneticists). Accuracy per survey x disease x age
+  group and over each survey's disease;
+- confusion.tsv / confusion.png: the row-normalised confusion matrix (the paper's Figure 3).
+
+Bootstrap intervals are percentile intervals. Resampling n images with replacement from a
+group with k correct gives Binomial(n, k / n) correct, so they are drawn as binomials: the same
+distribution as resampling indices, at no cost for the 10k unaffected test images.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from syndface.io import read_tsv, save_figure, write_tsv
+from syndface.log import get_logger
+from syndface.seeding import rng
+from syndface.taxonomy import AGE_GROUPS, DISEASES, SURVEYS, disease_index
+
+log = get_logger("syndface.classify")
+
+AVERAGE = "average"
+
+
+def class_recalls(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = len(DISEASES)) -> np.ndarray:
+    """Recall of each class; NaN for a class with no true example."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    hits = np.bincount(y_true[y_true == y_pred], minlength=n_classes).astype(float)
+    totals = np.bincount(y_true, minlength=n_classes).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, hits / totals, np.nan)
+
+
+def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean recall over the classes present in y_true (sklearn's balanced_accuracy_score); NaN if empty.
+    A prediction of a class absent from y_true is simply an error."""
+    recalls = class_recalls(y_true, y_pred)
+    return float(np.nanmean(recalls)) if np.isfinite(recalls).any() else float("nan")
+
+
+def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = len(DISEASES)) -> np.ndarray:
+    """Counts, rows = true class, columns = predicted class."""
+    return np.bincount(np.asarray(y_true) * n_classes + np.asarray(y_pred), minlength=n_classes**2).reshape(n_classes, n_classes)
+
+
+def row_normalise(counts: np.ndarray) -> np.ndarray:
+    totals = counts.sum(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, counts / totals, np.nan)
+
+
+def bootstrap_accuracy(n: np.ndarray, correct: np.ndarray, n_boot: int, gen: np.random.Generator) -> np.ndarray:
+    """B x G bootstrap accuracies of G groups with n[g] images of which correct[g] are right."""
+    n, correct = np.asarray(n, dtype=np.int64), np.asarray(correct, dtype=np.int64)
+    p = np.divide(correct, n, out=np.zeros(len(n)), where=n > 0)
+    draws = gen.binomial(np.maximum(n, 1)[None, :], p[None, :], size=(n_boot, len(n)))
+    return np.where(n[None, :] > 0, draws / np.maximum(n, 1)[None, :], np.nan)
+
+
+def interval(samples: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    tail = (1 - level) / 2 * 100
+    return np.nanpercentile(samples, tail, axis=0), np.nanpercentile(samples, 100 - tail, axis=0)
+
+
+def labels_and_predictions(predictions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    y_true = np.array([disease_index(d) for d in predictions["disease"]])
+    y_pred = np.array([disease_index(d) for d in predictions["pred"]])
+    return y_true, y_pred
+
+
+def class_metrics(predictions: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
+    """Per-class accuracy and the unweighted mean over the classes present, with bootstrap intervals."""
+    y_true, y_pred = labels_and_predictions(predictions)
+    n = np.bincount(y_true, minlength=len(DISEASES))
+    correct = np.bincount(y_true[y_true == y_pred], minlength=len(DISEASES))
+    samples = bootstrap_accuracy(n, correct, n_boot, rng(seed, "bootstrap", "classes"))
+    present = n > 0
+    accuracy = class_recalls(y_true, y_pred)
+    mean_samples = samples[:, present].mean(1, keepdims=True)
+    low, high = interval(np.concatenate([samples, mean_samples], 1))
+    return pd.DataFrame({
+        "class": [*DISEASES, AVERAGE],
+        "n": [*n, int(n.sum())],
+        "correct": [*correct, int(correct.sum())],
+        "accuracy": [*accuracy, float(accuracy[present].mean())],
+        "ci_low": low,
+        "ci_high": high,
+    })
+
+
+def group_metrics(predictions: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
+    """Four-class accuracy of each disease x age group present in the test split."""
+    y_true, y_pred = labels_and_predictions(predictions)
+    frame = pd.DataFrame({"disease": predictions["disease"].to_numpy(), "age_group": predictions["age_group"].to_numpy(), "correct": y_true == y_pred})
+    rows = [(d, a) for d in DISEASES for a in AGE_GROUPS]
+    stats = frame.groupby(["disease", "age_group"])["correct"].agg(["size", "sum"]).reindex(rows).dropna()
+    samples = bootstrap_accuracy(stats["size"].to_numpy(), stats["sum"].to_numpy(), n_boot, rng(seed, "bootstrap", "groups"))
+    low, high = interval(samples)
+    out = stats.reset_index().rename(columns={"size": "n", "sum": "correct"})
+    out[["n", "correct"]] = out[["n", "correct"]].astype(int)
+    out["accuracy"] = out["correct"] / out["n"]
+    out["ci_low"], out["ci_high"] = low, high
+    return out
+
+
+def two_way_answers(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Per survey and survey image (cohort test images of the syndrome or control): the model's answer
+    is whichever of P(syndrome), P(control) is higher."""
+    test = predictions[predictions["source"] == "cohort"]
+    parts = []
+    for survey, (syndrome, control) in SURVEYS.items():
+        images = test[test["disease"].isin([syndrome, control])]
+        says_syndrome = images[f"p_{syndrome}"].to_numpy() > images[f"p_{control}"].to_numpy()
+        answer = np.where(says_syndrome, syndrome, control)
+        parts.append(pd.DataFrame({
+            "survey": survey, "image_id": images["image_id"].to_numpy(), "disease": images["disease"].to_numpy(),
+            "age_group": images["age_group"].to_numpy(), "p_syndrome": images[f"p_{syndrome}"].to_numpy(),
+            "p_control": images[f"p_{control}"].to_numpy(), "answer": answer, "correct": answer == images["disease"].to_numpy(),
+        }))
+    return pd.concat(parts, ignore_index=True)
+
+
+def two_way_metrics(answers: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
+    """Two-way accuracy per survey x disease x age group, and per survey x disease over all ages ("all")."""
+    by_group = answers.groupby(["survey", "disease", "age_group"])["correct"].agg(["size", "sum"]).reset_index()
+    overall = answers.groupby(["survey", "disease"])["correct"].agg(["size", "sum"]).reset_index().assign(age_group="all")
+    order = {name: i for i, name in enumerate([*SURVEYS, *DISEASES, *AGE_GROUPS, "all"])}
+    stats = pd.concat([by_group, overall], ignore_index=True)
+    stats = stats.sort_values(["survey", "disease", "age_group"], key=lambda s: s.map(order)).reset_index(drop=True)
+    samples = bootstrap_accuracy(stats["size"].to_numpy(), stats["sum"].to_numpy(), n_boot, rng(seed, "bootstrap", "two_way"))
+    low, high = interval(samples)
+    out = stats.rename(columns={"size": "n", "sum": "correct"})
+    out["accuracy"] = out["correct"] / out["n"]
+    out["ci_low"], out["ci_high"] = low, high
+    return out[["survey", "disease", "age_group", "n", "correct", "accuracy", "ci_low", "ci_high"]]
+
+
+def confusion_table(predictions: pd.DataFrame) -> pd.DataFrame:
+    y_true, y_pred = labels_and_predictions(predictions)
+    counts = confusion_counts(y_true, y_pred)
+    table = pd.DataFrame(row_normalise(counts), columns=list(DISEASES))
+    table.insert(0, "n", counts.sum(1))
+    table.insert(0, "true", list(DISEASES))
+    return table
+
+
+def confusion_figure(table: pd.DataFrame, title: str):
+    """Heat map of the row-normalised confusion matrix in percent, as the paper's Figure 3."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    values = table[list(DISEASES)].to_numpy(float) * 100
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    image = ax.imshow(np.nan_to_num(values), cmap="Blues", vmin=0, vmax=100)
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            if np.isfinite(values[i, j]):
+                ax.text(j, i, f"{values[i, j]:.1f}", ha="center", va="center", color="white" if values[i, j] > 60 else "black", fontsize=9)
+    labels = [f"{d}\n(n={n})" for d, n in zip(DISEASES, table["n"])]
+    ax.set_xticks(range(len(DISEASES)), DISEASES)
+    ax.set_yticks(range(len(DISEASES)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="% of true class")
+    return fig
+
+
+def evaluate(predictions: pd.DataFrame, out_dir: str | Path, n_boot: int, seed: int, title: str) -> pd.DataFrame:
+    """Write the five evaluation outputs of one variant; returns metrics.tsv's table."""
+    out_dir = Path(out_dir)
+    header = [f"{title}: {len(predictions)} test images; bootstrap {n_boot} resamples, percentile 95% intervals, seed {seed}"]
+    metrics = class_metrics(predictions, n_boot, seed)
+    write_tsv(metrics, out_dir / "metrics.tsv", header_lines=header)
+    write_tsv(group_metrics(predictions, n_boot, seed), out_dir / "per_group.tsv", header_lines=header)
+    write_tsv(two_way_metrics(two_way_answers(predictions), n_boot, seed), out_dir / "two_way.tsv",
+              header_lines=header + ["answer = whichever of P(syndrome), P(control) is higher, over the survey's cohort test images"])
+    confusion = confusion_table(predictions)
+    write_tsv(confusion, out_dir / "confusion.tsv", header_lines=[f"{title}: rows = true class (fractions of n), columns = predicted class"])
+    save_figure(confusion_figure(confusion, title), out_dir / "confusion.png")
+    return metrics
+
+
+def main(argv: list[str], prog: str = "syndface evaluate-classifier") -> int:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--predictions", required=True, help="results/predictions/<variant>/test.tsv")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--title", default=None, help="figure title (default: the variant's folder name)")
+    p.add_argument("--out-dir", required=True, help="results/evaluation/<variant>")
+    args = p.parse_args(argv)
+    predictions = read_tsv(args.predictions)
+    missing = [c for c in ("image_id", "disease", "age_group", "source", "pred", *(f"p_{d}" for d in DISEASES)) if c not in predictions.columns]
+    if missing:
+        raise SystemExit(f"{args.predictions} lacks column(s) {', '.join(missing)}: write it with `syndface predict`")
+    title = args.title or Path(args.predictions).parent.name
+    metrics = evaluate(predictions, args.out_dir, args.bootstrap, args.seed, title)
+    log.info("%s: %s", title, ", ".join(f"{c} {a:.3f}" for c, a in zip(metrics["class"], metrics["accuracy"])))
+    return 0

@@ -1,0 +1,48 @@
+"""Where and how the classifier runs: the device, and the GPU settings that make it fast.
+
+GPU: bf16 autocast, channels_last tensors and weights, cuDNN autotuning (with fixed batch
+shapes, so it tunes once) and TF32 matmuls. CPU: fp32, contiguous NCHW, `num_threads` threads.
+One code path; only these switches differ.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` -> the GPU when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"--device {name} was asked for but torch sees no CUDA GPU; use --device auto or cpu")
+    return device
+
+
+@dataclass(frozen=True)
+class Precision:
+    """bf16 autocast and channels_last on or off."""
+
+    autocast: bool
+    channels_last: bool
+
+    @classmethod
+    def for_device(cls, device: torch.device) -> "Precision":
+        gpu = device.type == "cuda"
+        return cls(autocast=gpu, channels_last=gpu)
+
+    def autocast_context(self, device: torch.device) -> contextlib.AbstractContextManager:
+        return torch.autocast(device.type, dtype=torch.bfloat16) if self.autocast else contextlib.nullcontext()
+
+
+def configure(device: torch.device, num_threads: int) -> None:
+    """Process-wide settings for `device`: CPU threads always, cuDNN autotune and TF32 on GPU."""
+    torch.set_num_threads(max(1, num_threads))
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True

@@ -1,0 +1,98 @@
+# Classifier: one model per (variant, fold), the thresholded fold ensemble, evaluation, Table 2.
+
+
+rule train_classifier:
+    input:
+        cache=get_classifier_cache(),
+        folds="results/folds/folds.tsv",
+        fakes=get_fakes_for_variant,
+    output:
+        model="results/classifier/{variant}/fold{fold}/model.pt",
+        history="results/classifier/{variant}/fold{fold}/history.tsv",
+    params:
+        out_dir=subpath(output.model, parent=True),
+        fakes=get_fakes_arg,
+        label_mode=get_label_mode,
+        cfg=config["classifier"],
+        class_weights=get_class_weights_arg(),
+        seed=SEED,
+        device=config["device"],
+    threads: 1
+    log:
+        "logs/train_classifier/{variant}/fold{fold}.log",
+    benchmark:
+        "benchmarks/train_classifier/{variant}/fold{fold}.tsv"
+    conda:
+        "../../envs/syndface.yaml"
+    shell:
+        "syndface train-classifier --cache {input.cache} --folds {input.folds} --fold {wildcards.fold}"
+        " {params.fakes} --model {params.cfg[model]} --image-size {params.cfg[image_size]}"
+        " --pretrained {params.cfg[pretrained]} --dropout {params.cfg[dropout]}"
+        " --msd-samples {params.cfg[msd_samples]} --batch-size {params.cfg[batch_size]}"
+        " --epochs {params.cfg[epochs]} --lr {params.cfg[lr]} --warmup-factor {params.cfg[warmup_factor]}"
+        " --early-stop {params.cfg[early_stop]} --class-weights {params.class_weights}"
+        " --label-mode {params.label_mode} --loss-normalisation {params.cfg[loss_normalisation]}"
+        " --augment {params.cfg[augment]} --seed {params.seed} --device {params.device}"
+        " --num-threads {threads} --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule predict_classifier:
+    input:
+        models=get_fold_models,
+        cache=get_classifier_cache(),
+    output:
+        "results/predictions/{variant}/test.tsv",
+    params:
+        threshold=config["classifier"]["ensemble_threshold"],
+        device=config["device"],
+    threads: 1
+    log:
+        "logs/predict_classifier/{variant}.log",
+    conda:
+        "../../envs/syndface.yaml"
+    shell:
+        "syndface predict --models {input.models} --cache {input.cache} --threshold {params.threshold}"
+        " --device {params.device} --num-threads {threads} --out {output} > {log} 2>&1"
+
+
+rule evaluate_classifier:
+    input:
+        "results/predictions/{variant}/test.tsv",
+    output:
+        metrics="results/evaluation/{variant}/metrics.tsv",
+        per_group="results/evaluation/{variant}/per_group.tsv",
+        two_way="results/evaluation/{variant}/two_way.tsv",
+        confusion="results/evaluation/{variant}/confusion.tsv",
+        figure=report(
+            "results/evaluation/{variant}/confusion.png",
+            caption="../report/confusion.rst",
+            category="Figures",
+            subcategory="Confusion matrices",
+            labels={"variant": "{variant}"},
+        ),
+    params:
+        out_dir=subpath(output.metrics, parent=True),
+        bootstrap=config["classifier"]["bootstrap"],
+        seed=SEED,
+    log:
+        "logs/evaluate_classifier/{variant}.log",
+    conda:
+        "../../envs/syndface.yaml"
+    shell:
+        "syndface evaluate-classifier --predictions {input} --bootstrap {params.bootstrap}"
+        " --seed {params.seed} --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule make_table2:
+    input:
+        get_variant_metrics(),
+    output:
+        report("results/table2.tsv", caption="../report/table2.rst", category="Tables"),
+    params:
+        metrics=get_variant_metrics_args(),
+    log:
+        "logs/make_table2.log",
+    conda:
+        "../../envs/syndface.yaml"
+    shell:
+        "syndface make-table2 --metrics {params.metrics} --ci --out {output} > {log} 2>&1"

@@ -1,0 +1,235 @@
+"""Permutation test: do two age groups of a disease have different mean saliency maps?
+
+As in the paper's code (TestHeatMapPermu): each image's fold-averaged map with negatives set to
+0; the statistic is the Euclidean distance between the embeddings of the two groups' mean maps;
+the null distribution re-splits the pooled images into groups of the original sizes. Reported
+are the paper's rank, `mean(observed > permuted)` (= 1 - p), and the p-value with the +1
+correction, `(#{permuted >= observed} + 1) / (permutations + 1)`.
+
+All permutations' group means come from one matrix product (membership weights x maps) per
+memory-sized block; the embedding runs on batches of mean maps.
+
+`syndface permutation-test` writes permutation.tsv (every pair of age groups per disease, plus
+a "null pair": one age group split at random into halves, which must not come out
+significant) and a lower-triangle heat map per disease (the paper's Figure 5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from syndface.io import save_figure, write_tsv
+from syndface.log import get_logger
+from syndface.saliency.occlusion import positive_part
+from syndface.seeding import rng
+from syndface.taxonomy import AGE_GROUPS, DISEASES
+
+log = get_logger("syndface.saliency")
+
+Embed = Callable[[np.ndarray], np.ndarray]
+# Bytes of permuted group means held at once (float32); larger tests run in several blocks.
+MEANS_BUDGET_BYTES = 512 * 2**20
+
+
+@dataclass(frozen=True)
+class PermutationResult:
+    distance: float
+    null: np.ndarray  # the statistic under each permutation
+
+    @property
+    def rank(self) -> float:
+        """The paper's statistic: share of permutations with a smaller distance (1 - p, uncorrected)."""
+        return float(np.mean(~_at_least(self.null, self.distance)))
+
+    @property
+    def p_value(self) -> float:
+        return p_value(self.distance, self.null)
+
+
+# Distances come from float32 features: values equal up to this relative error are ties (scipy's
+# permutation_test allows 100 eps of the dtype for the same reason).
+TIE_RTOL = 100 * float(np.finfo(np.float32).eps)
+
+
+def _at_least(null: np.ndarray, observed: float) -> np.ndarray:
+    return np.asarray(null) >= observed - TIE_RTOL * abs(observed)
+
+
+def p_value(observed: float, null: np.ndarray) -> float:
+    """One-sided permutation p-value with the +1 correction (the observed split counts as one of the permutations)."""
+    return float((np.count_nonzero(_at_least(null, observed)) + 1) / (len(null) + 1))
+
+
+def random_memberships(n_a: int, n_b: int, n_permutations: int, generator: np.random.Generator) -> np.ndarray:
+    """[n_permutations, n_a + n_b] bool: True where an image falls in group A after relabelling."""
+    if n_a < 1 or n_b < 1:
+        raise ValueError(f"both groups need images, got {n_a} and {n_b}")
+    labels = np.arange(n_a + n_b) < n_a
+    return generator.permuted(np.tile(labels, (n_permutations, 1)), axis=1)
+
+
+def group_means(maps: np.ndarray, in_a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean map of group A and of group B for every membership row, by one matrix product.
+
+    maps: [n, ...]; in_a: [P, n] bool. Returns two arrays [P, ...]."""
+    flat = np.asarray(maps, dtype=np.float32).reshape(len(maps), -1)
+    n_a = in_a.sum(1, keepdims=True)
+    n_b = in_a.shape[1] - n_a
+    weights = np.concatenate([in_a / n_a, ~in_a / n_b]).astype(np.float32)
+    means = (weights @ flat).reshape(2, len(in_a), *np.shape(maps)[1:])
+    return means[0], means[1]
+
+
+def embedding_distances(maps: np.ndarray, in_a: np.ndarray, embed: Embed) -> np.ndarray:
+    """Euclidean distance between the embedded group means, for every membership row."""
+    per_row = 2 * int(np.prod(np.shape(maps)[1:])) * 4
+    block = max(1, MEANS_BUDGET_BYTES // per_row)
+    out = []
+    for start in range(0, len(in_a), block):
+        mean_a, mean_b = group_means(maps, in_a[start : start + block])
+        features = embed(np.concatenate([mean_a, mean_b]))
+        out.append(np.linalg.norm(features[: len(mean_a)] - features[len(mean_a) :], axis=1))
+    return np.concatenate(out)
+
+
+def permutation_test(maps_a: np.ndarray, maps_b: np.ndarray, embed: Embed, n_permutations: int, generator: np.random.Generator) -> PermutationResult:
+    """Observed embedding distance of the two groups' mean maps against `n_permutations` relabellings."""
+    if n_permutations < 1:
+        raise ValueError(f"need at least one permutation, got {n_permutations}")
+    pooled = np.concatenate([maps_a, maps_b])
+    observed = (np.arange(len(pooled)) < len(maps_a))[None, :]
+    permuted = random_memberships(len(maps_a), len(maps_b), n_permutations, generator)
+    distances = embedding_distances(pooled, np.concatenate([observed, permuted]), embed)
+    return PermutationResult(float(distances[0]), distances[1:])
+
+
+def null_pair_group(index: pd.DataFrame, disease: str) -> str:
+    """The disease's age group with the most images (the first such in age order): the null pair's source."""
+    counts = index[index["disease"] == disease]["age_group"].value_counts()
+    return max(AGE_GROUPS, key=lambda g: (counts.get(g, 0), -AGE_GROUPS.index(g)))
+
+
+def run_tests(maps: np.ndarray, index: pd.DataFrame, diseases: list[str], embed: Embed, n_permutations: int, seed: int) -> pd.DataFrame:
+    """Every pair of age groups per disease, plus its null pair; one row each."""
+    rows = []
+    for disease in diseases:
+        is_disease = (index["disease"] == disease).to_numpy()
+        by_group = {g: np.flatnonzero(is_disease & (index["age_group"] == g).to_numpy()) for g in AGE_GROUPS}
+        pairs = [(a, b, "pair", by_group[a], by_group[b]) for a, b in itertools.combinations(AGE_GROUPS, 2)]
+        group = null_pair_group(index, disease)
+        halves = rng(seed, "null-pair", disease).permutation(by_group[group])
+        half = len(halves) // 2
+        pairs.append((f"{group}:half1", f"{group}:half2", "null", halves[:half], halves[half:]))
+        for group_a, group_b, kind, rows_a, rows_b in pairs:
+            row = {"disease": disease, "group_a": group_a, "group_b": group_b, "kind": kind, "n_a": len(rows_a), "n_b": len(rows_b)}
+            if len(rows_a) and len(rows_b):
+                generator = rng(seed, "permutation", disease, group_a, group_b)
+                result = permutation_test(maps[rows_a], maps[rows_b], embed, n_permutations, generator)
+                row.update(distance=result.distance, null_median=float(np.median(result.null)), rank=result.rank, p_value=result.p_value)
+                log.info("%s %s vs %s: distance %.4g, rank %.3f, p %.4f", disease, group_a, group_b, result.distance, result.rank, result.p_value)
+            else:
+                log.warning("%s %s vs %s: a group has no images; no test", disease, group_a, group_b)
+                row.update(distance=np.nan, null_median=np.nan, rank=np.nan, p_value=np.nan)
+            row["n_permutations"] = n_permutations
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_heatmap(table: pd.DataFrame, disease: str, alpha: float, subtitle: str):
+    """Lower-triangle heat map of p-values between age groups (the paper's Figure 5 layout)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pairs = table[(table["disease"] == disease) & (table["kind"] == "pair")]
+    n = len(AGE_GROUPS)
+    grid = np.full((n, n), np.nan)
+    for r in pairs.itertuples():
+        grid[AGE_GROUPS.index(r.group_b), AGE_GROUPS.index(r.group_a)] = r.p_value
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", vmin=0, vmax=1)
+    for i, j in zip(*np.tril_indices(n, -1)):
+        if np.isfinite(grid[i, j]):
+            star = "*" if grid[i, j] < alpha else ""
+            ax.text(j, i, f"{grid[i, j]:.3f}{star}", ha="center", va="center", color="white" if grid[i, j] < 0.5 else "black", fontsize=8)
+    labels = [g.replace("_", " ") for g in AGE_GROUPS]
+    ax.set_xticks(range(n), labels, rotation=30, ha="right")
+    ax.set_yticks(range(n), labels)
+    null = table[(table["disease"] == disease) & (table["kind"] == "null")].iloc[0]
+    ax.set_title(f"{disease}: permutation p-values (* p < {alpha})\n{subtitle}\nnull pair ({null.group_a.split(':')[0]} halves): p = {null.p_value:.3f}", fontsize=8)
+    fig.colorbar(image, ax=ax, label="p-value", fraction=0.046)
+    return fig
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    p.add_argument("--maps-dir", required=True, help="output directory of `syndface occlusion-maps`")
+    p.add_argument("--diseases", nargs="+", default=["WS", "22q"], choices=DISEASES)
+    p.add_argument("--embedding", default="classifier", choices=("classifier", "imagenet"))
+    p.add_argument("--models", nargs="+", default=[], help="fold models (model.pt) for --embedding classifier")
+    p.add_argument("--imagenet-model", default="tf_efficientnet_b4.ns_jft_in1k", help="timm name for --embedding imagenet")
+    p.add_argument("--imagenet-weights", default=None, help="local weights file for --embedding imagenet")
+    p.add_argument("--permutations", type=int, default=1000, help="paper: 100; its code: 1000")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level marked in the table and figures")
+    p.add_argument("--scale-quantile", type=float, default=0.99, help="quantile of the pooled positive maps that maps are divided by")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--embed-batch", type=int, default=64, help="mean maps per embedding forward pass")
+    p.add_argument("--num-threads", type=int, default=0, help="CPU threads for torch (0 = torch's default)")
+    p.add_argument("--out-dir", required=True, help="writes permutation.tsv and permutation_{disease}.png here")
+    return p
+
+
+def main(argv: list[str], prog: str = "syndface permutation-test") -> int:
+    args = build_parser(prog).parse_args(argv)
+    import torch
+
+    from syndface.saliency.embedding import classifier_embedder, imagenet_embedder, map_scale
+    from syndface.classify.runtime import resolve_device
+    from syndface.saliency.maps import load_maps
+
+    if args.num_threads > 0:
+        torch.set_num_threads(args.num_threads)
+    maps, index = load_maps(args.maps_dir)
+    tested = index["disease"].isin(args.diseases).to_numpy()
+    missing = sorted(set(args.diseases) - set(index["disease"][tested]))
+    if missing:
+        raise ValueError(f"{args.maps_dir} has no maps of {', '.join(missing)}; drop them from --diseases or recompute the maps")
+    positive = positive_part(np.asarray(maps, dtype=np.float32))
+    scale = map_scale(positive[tested], args.scale_quantile)
+    device = resolve_device(args.device)
+    if args.embedding == "classifier":
+        if not args.models:
+            raise ValueError("--embedding classifier needs --models (the fold models whose features embed the maps)")
+        embed = classifier_embedder(args.models, scale, device, args.embed_batch)
+    else:
+        embed = imagenet_embedder(args.imagenet_model, args.imagenet_weights, scale, device, args.embed_batch)
+
+    table = run_tests(positive, index, args.diseases, embed, args.permutations, args.seed)
+    table["significant"] = table["p_value"] < args.alpha
+    out_dir = Path(args.out_dir)
+    write_tsv(
+        table,
+        out_dir / "permutation.tsv",
+        header_lines=[
+            f"embedding {embed.description}",
+            f"maps: fold-mean occlusion maps, negatives set to 0, divided by {scale:.6g} (the {args.scale_quantile} quantile "
+            "of the tested maps), replicated to 3 channels, ImageNet-normalised",
+            "statistic: Euclidean distance between the embeddings of the two groups' mean maps",
+            f"{args.permutations} permutations, seed {args.seed}; rank = mean(observed > permuted) (the paper's); "
+            "p_value = (#(permuted >= observed) + 1) / (permutations + 1)",
+            "kind null: one age group's images split at random into halves (expected not significant)",
+        ],
+    )
+    subtitle = f"{args.embedding} embedding, {args.permutations} permutations"
+    for disease in args.diseases:
+        save_figure(plot_heatmap(table, disease, args.alpha, subtitle), out_dir / f"permutation_{disease}.png")
+    return 0

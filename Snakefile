@@ -16,6 +16,10 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/cohort.smk"
 include: "workflow/rules/align.smk"
+include: "workflow/rules/classify.smk"
+include: "workflow/rules/gan.smk"
+include: "workflow/rules/saliency.smk"
+include: "workflow/rules/clinicians.smk"
 
 
 rule all:

@@ -6,7 +6,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from syndface import config as syndface_config
-from syndface.taxonomy import AFFECTED, AGE_GROUPS, DISEASES, FAKE_TYPES, VARIANTS
+from syndface.taxonomy import BLEND_FRACTIONS, DISEASES, variant_fake_type
 
 CONFIG_SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
 MANIFEST_SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "manifest.schema.yaml")
@@ -74,8 +74,105 @@ def get_align_shards(wildcards):
     return [f"results/aligned/shards/shard{k:03d}" for k in range(n_shards)]
 
 
+FOLDS = list(range(config["folds"]["n_folds"]))
+
+
 def get_variants():
     return config["classifier"]["variants"]
+
+
+def get_fake_types():
+    """Fake types some variant trains on (only those are generated)."""
+    return [variant_fake_type(v) for v in get_variants() if variant_fake_type(v)]
+
+
+def get_fakes_dir(wildcards):
+    return f"results/fakes/fold{wildcards.fold}"
+
+
+def get_fake_outputs(name):
+    """Per fake type of a fold: `results/fakes/fold{fold}/<type>/<name>` (fold stays a wildcard)."""
+    return [f"results/fakes/fold{{fold}}/{fake_type}/{name}" for fake_type in get_fake_types()]
+
+
+def get_classifier_cache():
+    return f"results/cache/{config['classifier']['image_size']}px"
+
+
+def get_gan_cache():
+    return f"results/cache/{config['gan']['resolution']}px"
+
+
+def get_ffhq_weights():
+    path = config["gan"]["ffhq_weights"]
+    return [path] if path else []
+
+
+def get_ffhq_arg():
+    return config["gan"]["ffhq_weights"] or "none"
+
+
+def get_fakes_for_variant(wildcards):
+    """The fold's GAN fakes of the variant's type (none for `real`)."""
+    fake_type = variant_fake_type(wildcards.variant)
+    return [f"results/fakes/fold{wildcards.fold}/{fake_type}/manifest.tsv"] if fake_type else []
+
+
+def get_fakes_arg(wildcards):
+    return " ".join(f"--fakes {path}" for path in get_fakes_for_variant(wildcards))
+
+
+def get_label_mode(wildcards):
+    """Soft labels for the blends (type 4), hard labels otherwise."""
+    return "soft" if variant_fake_type(wildcards.variant) in BLEND_FRACTIONS else "hard"
+
+
+def get_class_weights_arg():
+    weights = config["classifier"]["class_weights"]
+    return ",".join(f"{disease}={weights[disease]}" for disease in DISEASES)
+
+
+def get_fold_models(wildcards):
+    return [f"results/classifier/{wildcards.variant}/fold{k}/model.pt" for k in FOLDS]
+
+
+def get_variant_metrics():
+    return [f"results/evaluation/{variant}/metrics.tsv" for variant in get_variants()]
+
+
+def get_variant_metrics_args():
+    return " ".join(f"{v}={path}" for v, path in zip(get_variants(), get_variant_metrics()))
+
+
+def get_composites_dir(wildcards):
+    return f"results/saliency/{wildcards.variant}/composites"
+
+
+def get_imagenet_weights():
+    path = config["saliency"]["imagenet_weights"]
+    return [path] if path else []
+
+
+def get_imagenet_weights_arg():
+    return " ".join(f"--imagenet-weights {path}" for path in get_imagenet_weights())
+
+
+def get_saliency_outputs():
+    outputs = []
+    for variant in config["saliency"]["variants"]:
+        outputs.append(f"results/saliency/{variant}/permutation.tsv")
+        outputs += [f"results/saliency/{variant}/composites/{d}.png" for d in config["saliency"]["diseases"]]
+        if is_demo():
+            outputs.append(f"results/saliency/{variant}/truth_check.tsv")
+    return outputs
+
+
+def get_all_fake_manifests():
+    return [f"results/fakes/fold{k}/{t}/manifest.tsv" for k in FOLDS for t in get_fake_types()]
+
+
+def get_gan_training_sets():
+    return [f"results/gan/fold{k}/training_set.tsv" for k in FOLDS]
 
 
 def get_predictions():
@@ -114,4 +211,9 @@ def get_final_outputs():
         "results/folds/leakage.tsv",
         "results/aligned/report.tsv",
         "results/cohort/overview.png",
+        "results/table2.tsv",
+        *[f"results/evaluation/{variant}/confusion.png" for variant in get_variants()],
+        *(["results/fakes/privacy.tsv"] if get_fake_types() else []),
+        *(["results/table1.tsv"] if get_surveys() else []),
+        *get_saliency_outputs(),
     ]

@@ -51,7 +51,7 @@ rule generate_fakes:
             labels={"fold": "{fold}"},
         ),
     params:
-        out_dir="results/fakes/fold{fold}",
+        out_dir=get_fakes_dir,
         fake_types=get_fake_types(),
         psi=config["fakes"]["psi"],
         seed=SEED,

@@ -1,0 +1,69 @@
+# Clinicians versus the model: survey answers (imported or, for the demo, simulated) and Table 1.
+
+
+rule import_survey:
+    input:
+        export=get_qualtrics_field("export"),
+        mapping=get_qualtrics_field("mapping"),
+    output:
+        survey="results/clinicians/imported/{index}.tsv",
+        rejects="results/clinicians/imported/{index}.rejects.tsv",
+    params:
+        survey=get_qualtrics_field("survey"),
+        rater_column=get_qualtrics_field("rater_column"),
+    log:
+        "logs/import_survey/{index}.log",
+    conda:
+        "../../envs/syndface.yaml"
+    shell:
+        "syndface import-survey --qualtrics {input.export} --mapping {input.mapping}"
+        " --survey {params.survey} --rater-column {params.rater_column}"
+        " --out {output.survey} --rejects {output.rejects} > {log} 2>&1"
+
+
+rule simulate_survey:
+    input:
+        manifest="results/cohort/manifest.tsv",
+    output:
+        "results/clinicians/simulated_survey.tsv",
+    params:
+        cfg=config["clinicians"],
+        seed=SEED,
+    log:
+        "logs/simulate_survey.log",
+    conda:
+        "../../envs/syndface.yaml"
+    shell:
+        "syndface simulate-survey --manifest {input.manifest} --seed {params.seed}"
+        " --raters {params.cfg[raters]} --images-per-rater {params.cfg[images_per_rater]}"
+        " --image-spread {params.cfg[image_spread]} --out {output} > {log} 2>&1"
+
+
+rule compare_clinicians:
+    input:
+        surveys=get_surveys(),
+        predictions=get_predictions(),
+        table2="results/table2.tsv",
+    output:
+        table1=report("results/table1.tsv", caption="../report/table1.rst", category="Tables"),
+        clinicians=report(
+            "results/clinicians.tsv", caption="../report/table1.rst", category="Tables"
+        ),
+        images="results/clinicians/images.tsv",
+        figure=report(
+            "results/clinicians.png", caption="../report/clinicians.rst", category="Figures"
+        ),
+    params:
+        predictions=get_predictions_args(),
+        cfg=config["clinicians"],
+        seed=SEED,
+    log:
+        "logs/compare_clinicians.log",
+    conda:
+        "../../envs/syndface.yaml"
+    shell:
+        "syndface compare-clinicians --survey {input.surveys} {params.predictions}"
+        " --table2 {input.table2} --permutations {params.cfg[permutations]}"
+        " --alternative {params.cfg[alternative]} --seed {params.seed}"
+        " --table1 {output.table1} --clinicians {output.clinicians} --images {output.images}"
+        " --figure {output.figure} > {log} 2>&1"

@@ -18,7 +18,7 @@ import time
 import torch
 
 from syndface.gan.networks import GanArch, label_vectors
-from syndface.classify.runtime import configure, resolve_device
+from syndface.runtime import configure, resolve_device
 from syndface.gan.train import GanTrainer, TrainOptions
 from syndface.taxonomy import AGE_GROUPS, DISEASES
 

@@ -20,7 +20,7 @@ import torch
 
 from syndface.classify.augment import AUGMENT_MODES, BatchAugment
 from syndface.classify.model import build_classifier, to_unit_float
-from syndface.classify.runtime import Precision, configure, resolve_device
+from syndface.runtime import Precision, configure, resolve_device
 from syndface.classify.train import to_device, train_step
 from syndface.taxonomy import DISEASES
 

@@ -22,7 +22,7 @@ import torch
 from syndface.align.cache import load_cache
 from syndface.classify.data import ImageSet
 from syndface.classify.model import load_classifier
-from syndface.classify.runtime import Precision, configure, resolve_device
+from syndface.runtime import Precision, configure, resolve_device
 from syndface.classify.train import predict_probabilities
 from syndface.io import write_tsv
 from syndface.log import get_logger

@@ -36,7 +36,7 @@ from syndface.classify.data import FoldData, ImageSet, load_fold_data
 from syndface.classify.evaluate import balanced_accuracy
 from syndface.classify.loss import LOSS_NORMALISATIONS, weighted_cross_entropy
 from syndface.classify.model import arch_of, build_classifier, normalise, to_unit_float
-from syndface.classify.runtime import Precision, configure, resolve_device
+from syndface.runtime import Precision, configure, resolve_device
 from syndface.classify.schedule import paper_lr
 from syndface.io import save_torch, write_tsv
 from syndface.log import format_seconds, get_logger, progress

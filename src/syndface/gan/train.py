@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from syndface.classify.runtime import configure, resolve_device
+from syndface.runtime import configure, resolve_device
 from syndface.gan.augment import AdaController, AugmentPipe
 from syndface.gan.networks import Discriminator, GanArch, Generator, label_vectors
 from syndface.io import read_tsv, save_torch, write_tsv

@@ -123,17 +123,13 @@ def main(argv: list[str], prog: str = "syndface occlusion-maps") -> int:
 
     from syndface.align.cache import load_cache
     from syndface.classify.model import load_classifier, preprocess
-    from syndface.classify.runtime import resolve_device
+    from syndface.runtime import configure, resolve_device
     from syndface.saliency.occlusion import fold_mean, occlusion_maps, prepare_model, window_bands
 
-    if args.num_threads > 0:
-        torch.set_num_threads(args.num_threads)
     device = resolve_device(args.device)
     precision = args.precision if args.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        # TF32 would make "fp32" maps differ from exact ones by ~1 % (performance-facts.md §0).
-        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = precision != "fp32"
+    # TF32 would make "fp32" maps differ from exact ones by ~1 % (performance-facts.md section 0).
+    configure(device, args.num_threads, tf32=precision != "fp32")
 
     cache, cache_index = load_cache(args.cache)
     chosen = select_images(cache_index, args.split, args.diseases)

@@ -190,14 +190,11 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 def main(argv: list[str], prog: str = "syndface permutation-test") -> int:
     args = build_parser(prog).parse_args(argv)
-    import torch
 
     from syndface.saliency.embedding import classifier_embedder, imagenet_embedder, map_scale
-    from syndface.classify.runtime import resolve_device
+    from syndface.runtime import configure, resolve_device
     from syndface.saliency.maps import load_maps
 
-    if args.num_threads > 0:
-        torch.set_num_threads(args.num_threads)
     maps, index = load_maps(args.maps_dir)
     tested = index["disease"].isin(args.diseases).to_numpy()
     missing = sorted(set(args.diseases) - set(index["disease"][tested]))
@@ -206,6 +203,7 @@ def main(argv: list[str], prog: str = "syndface permutation-test") -> int:
     positive = positive_part(np.asarray(maps, dtype=np.float32))
     scale = map_scale(positive[tested], args.scale_quantile)
     device = resolve_device(args.device)
+    configure(device, args.num_threads)
     if args.embedding == "classifier":
         if not args.models:
             raise ValueError("--embedding classifier needs --models (the fold models whose features embed the maps)")

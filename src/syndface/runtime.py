@@ -1,4 +1,4 @@
-"""Where and how the classifier runs: the device, and the GPU settings that make it fast.
+"""Where and how torch runs: the device, and the GPU settings that make it fast.
 
 GPU: bf16 autocast, channels_last tensors and weights, cuDNN autotuning (with fixed batch
 shapes, so it tunes once) and TF32 matmuls. CPU: fp32, contiguous NCHW, `num_threads` threads.
@@ -39,10 +39,12 @@ class Precision:
         return torch.autocast(device.type, dtype=torch.bfloat16) if self.autocast else contextlib.nullcontext()
 
 
-def configure(device: torch.device, num_threads: int) -> None:
-    """Process-wide settings for `device`: CPU threads always, cuDNN autotune and TF32 on GPU."""
-    torch.set_num_threads(max(1, num_threads))
+def configure(device: torch.device, num_threads: int, tf32: bool = True) -> None:
+    """Process-wide settings for `device`: CPU threads (0 = torch's default), and on GPU cuDNN
+    autotuning plus TF32 (off where fp32 results must be exact, e.g. occlusion checked against captum)."""
+    if num_threads > 0:
+        torch.set_num_threads(num_threads)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32

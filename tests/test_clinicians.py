@@ -16,7 +16,7 @@ from syndface.clinicians import compare, simulate
 from syndface.clinicians.compare import best_fake_variant, group_table, image_table, model_answers, table1
 from syndface.clinicians.paper import PAPER_HUMAN_ACCURACY, PAPER_OVERALL_HUMAN_ACCURACY
 from syndface.clinicians.simulate import image_probabilities, simulate_survey
-from syndface.clinicians.stats import benjamini_hochberg, paired_tests, permutation_pvalue, wilson_interval
+from syndface.clinicians.stats import benjamini_hochberg, bootstrap_mean_interval, paired_tests, permutation_pvalue, wilson_interval
 from syndface.clinicians.survey import read_survey
 from syndface.io import read_tsv
 from syndface.seeding import derive_seed
@@ -281,3 +281,14 @@ def test_simulate_command_says_it_is_simulated(tmp_path):
     assert out.read_text().startswith("# SIMULATED survey")
     answers = read_survey([out])
     assert answers.groupby("survey")["rater_id"].nunique().to_dict() == {"WS": 30, "22q": 30}
+
+
+def test_human_interval_resamples_images():
+    shares = np.random.default_rng(0).uniform(0.3, 0.9, size=400)
+    low, high = bootstrap_mean_interval(shares, 4000, seed=1)
+    half = 1.96 * shares.std(ddof=1) / np.sqrt(len(shares))
+    # large n: the percentile bootstrap agrees with the normal interval of a mean
+    assert low == pytest.approx(shares.mean() - half, abs=0.15 * half)
+    assert high == pytest.approx(shares.mean() + half, abs=0.15 * half)
+    assert bootstrap_mean_interval(shares, 4000, seed=1) == (low, high)
+    assert bootstrap_mean_interval(np.full(6, 0.5), 100, seed=1) == (0.5, 0.5)

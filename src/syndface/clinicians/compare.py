@@ -4,7 +4,8 @@ The model answers a survey image two-way, as in the paper: in the WS survey whic
 P(WS) and P(control) is higher (a tie counts as `other`), likewise for 22q. Outputs:
 - per image (--images): share of raters correct and each variant's answer;
 - per variant x survey x truth x age group (--clinicians): human and model accuracy with 95%
-  Wilson intervals (human over the pooled answers, model over the images), their difference,
+  intervals (human: bootstrap over images of the share of raters correct; model: Wilson over
+  the images), their difference,
   the paired permutation p-value (per image, human and model values swapped at random) and
   Benjamini-Hochberg q-values across the 20 age-group rows of each variant; plus one overall
   row per variant x survey with the paired t-test (the paper's test), the 95% interval of the
@@ -25,7 +26,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from syndface.clinicians.stats import benjamini_hochberg, paired_tests, permutation_pvalue, wilson_interval
+from syndface.clinicians.stats import benjamini_hochberg, bootstrap_mean_interval, paired_tests, permutation_pvalue, wilson_interval
 from syndface.clinicians.survey import OTHER, is_simulated, read_survey, truth_of
 from syndface.io import read_tsv, save_figure, write_tsv
 from syndface.log import get_logger
@@ -99,7 +100,7 @@ def _summary(images: pd.DataFrame, n_permutations: int, seed: int, alternative: 
     model = images["model_correct"].to_numpy(float)
     human = images["human_accuracy"].to_numpy(float)
     n_answers = int(images["n_raters"].sum())
-    human_low, human_high = wilson_interval(int(images["n_correct"].sum()), n_answers)
+    human_low, human_high = bootstrap_mean_interval(human, 2000, derive_seed(seed, "human-interval", *keys))
     model_low, model_high = wilson_interval(int(model.sum()), len(model))
     return {
         "n_images": len(model),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from syndface.clinicians.survey import OTHER
@@ -13,7 +14,8 @@ MARKERS = ("s", "^", "D", "v", "P", "X")
 
 def _errorbar(ax, x, rows: pd.DataFrame, prefix: str, **style) -> None:
     y = rows[f"{prefix}_accuracy"].to_numpy()
-    yerr = [y - rows[f"{prefix}_ci_low"].to_numpy(), rows[f"{prefix}_ci_high"].to_numpy() - y]
+    # A percentile interval need not contain its point estimate exactly; never draw a negative bar.
+    yerr = np.clip([y - rows[f"{prefix}_ci_low"].to_numpy(), rows[f"{prefix}_ci_high"].to_numpy() - y], 0, None)
     ax.errorbar(x, y, yerr=yerr, linestyle="none", capsize=3, **style)
 
 

@@ -83,6 +83,20 @@ def benjamini_hochberg(pvalues: np.ndarray) -> np.ndarray:
     return adjusted
 
 
+def bootstrap_mean_interval(values: np.ndarray, n_resamples: int, seed: int) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of a mean, resampling the units (images) with replacement.
+
+    Used for human accuracy: answers to one image are not independent, so the image, not the
+    answer, is the unit that is resampled."""
+    values = np.asarray(values, dtype=float)
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    gen = np.random.default_rng(seed)
+    means = values[gen.integers(0, len(values), size=(n_resamples, len(values)))].mean(axis=1)
+    low, high = np.quantile(means, [0.025, 0.975])
+    return float(low), float(high)
+
+
 def wilson_interval(successes: float, n: int) -> tuple[float, float]:
     """95% Wilson score interval of a proportion (sound at 0/n and n/n, unlike the normal one)."""
     low, high = proportion_confint(successes, n, alpha=0.05, method="wilson")

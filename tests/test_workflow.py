@@ -43,6 +43,9 @@ def test_lint_is_clean(tmp_path):
         ({"folds": {"n_fold": 5, "group_by": "subject_id"}}, "unknown key 'folds.n_fold' (allowed here: n_folds, group_by); did you mean 'n_folds'?"),
         ({"folds": {"n_folds": 5, "group_by": "person"}}, "folds.group_by: 'person' is not allowed; allowed: subject_id, image_id"),
         ({"cohort": {"inputs": [{"format": "demo"}], "fairface_age_map": {"0-2": "toddler"}}}, "cohort.fairface_age_map.0-2: 'toddler' is not allowed"),
+        ({"classifier": {"class_weights": {"Williams": 10}}}, "unknown key 'classifier.class_weights.Williams' (allowed here: WS, 22q, control, unaffected)"),
+        ({"saliency": {"diseases": ["WS", "DiGeorge"]}}, "saliency.diseases[1]: 'DiGeorge' is not allowed; allowed: WS, 22q, control, unaffected"),
+        ({"classifier": {"epoch": 3}}, "did you mean 'epochs'?"),
     ],
 )
 def test_bad_config_stops_before_any_job_naming_the_key(tmp_path, override, expected):
@@ -103,3 +106,40 @@ def test_paper_config_plans_in_shards_quickly(tmp_path):
     # No stage plans one job per image: the whole study is a few hundred jobs at most.
     assert sum(jobs.values()) < 1_000
     assert max(jobs.values()) < 200
+
+
+@pytest.mark.slow
+def test_whole_study_runs_end_to_end_on_a_tiny_demo(tmp_path):
+    """`snakemake all` on a toy-size demo: every stage runs and writes what its rules promise."""
+    configs = ["--configfile", str(REPO / "config.yaml"), str(DATA / "tiny.yaml")]
+    run = run_snakemake(["--cores", "2", *configs], tmp_path, timeout=900)
+    assert run.returncode == 0, run.stderr[-4000:]
+    results = tmp_path / "results"
+
+    manifest = pd.read_csv(results / "cohort/manifest.tsv", sep="\t")
+    report = pd.read_csv(results / "aligned/report.tsv", sep="\t", comment="#")
+    assert set(report["image_id"]) == set(manifest["image_id"]) and (report["method"] == "manual").all()
+    assert len(list((results / "aligned/shards").iterdir())) == -(-len(manifest) // 80)
+    assert (results / "cohort/overview.png").stat().st_size > 0
+    assert (results / "folds/leakage.tsv").exists()
+
+    table2 = pd.read_csv(results / "table2.tsv", sep="\t", comment="#").set_index("class")
+    assert list(table2.index) == ["WS", "22q", "control", "unaffected", "average"]
+    assert [c for c in table2.columns if "_ci_" not in c] == ["real", "+age_progression", "+blended_55"]
+    assert table2.loc["average", "real"] == pytest.approx(table2.loc[["WS", "22q", "control", "unaffected"], "real"].mean())
+
+    for variant in ("real", "real+age_progression", "real+blended_55"):
+        assert (results / f"evaluation/{variant}/confusion.png").exists()
+        predictions = pd.read_csv(results / f"predictions/{variant}/test.tsv", sep="\t", comment="#")
+        assert len(predictions) == (manifest["split"] == "test").sum()
+    fakes = pd.read_csv(results / "fakes/fold0/blended_55/manifest.tsv", sep="\t", comment="#")
+    assert set(fakes[["label_WS", "label_22q", "label_control", "label_unaffected"]].max(axis=1)) == {0.55}
+    assert (results / "fakes/privacy.tsv").exists()
+
+    table1 = pd.read_csv(results / "table1.tsv", sep="\t", comment="#")
+    assert len(table1) == 20 and "SIMULATED" in (results / "table1.tsv").read_text()
+    for name in ("permutation.tsv", "truth_check.tsv", "composites/WS.png", "permutation_22q.png"):
+        assert (results / "saliency/real" / name).exists()
+
+    rerun = run_snakemake(["-n", *configs], tmp_path)
+    assert "Nothing to be done" in rerun.stdout + rerun.stderr

@@ -83,6 +83,10 @@ def _paper_size_inputs(root):
     test.to_csv(data / "test+blankcenter+WS+22q11DS+Control+Normal.csv", index=False)
     for name in [r[0] for r in rows] + test["name"].tolist():
         (data / "images" / name).touch()
+    # the pretrained weights config/paper.yaml names (ImageNet EfficientNet-B4, FFHQ-256 StyleGAN2)
+    (root / "weights").mkdir()
+    for name in ("tf_efficientnet_b4.ns_jft_in1k.safetensors", "ffhq-res256-mirror-paper256-noaug.pkl"):
+        (root / "weights" / name).touch()
     return len(rows) + len(test)
 
 
@@ -143,3 +147,13 @@ def test_whole_study_runs_end_to_end_on_a_tiny_demo(tmp_path):
 
     rerun = run_snakemake(["-n", *configs], tmp_path)
     assert "Nothing to be done" in rerun.stdout + rerun.stderr
+
+
+def test_table2_target_plans_only_what_table2_needs(tmp_path):
+    result = run_snakemake(["-n", "results/table2.tsv", "--configfile", str(REPO / "config.yaml")], tmp_path)
+    assert result.returncode == 0, result.stderr
+    jobs = _job_counts(result.stdout)
+    assert jobs["make_table2"] == 1 and jobs["build_manifest"] == 1
+    unrelated = {"occlusion_maps", "permutation_test", "compare_clinicians", "simulate_survey", "check_leakage",
+                 "plot_cohort_overview", "privacy_audit", "saliency_truth_check", "saliency_composites"}
+    assert not unrelated & set(jobs)

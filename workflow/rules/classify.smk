@@ -6,6 +6,7 @@ rule train_classifier:
         cache=get_classifier_cache(),
         folds="results/folds/folds.tsv",
         fakes=get_fakes_for_variant,
+        pretrained=get_pretrained(),
     output:
         model="results/classifier/{variant}/fold{fold}/model.pt",
         history="results/classifier/{variant}/fold{fold}/history.tsv",
@@ -15,6 +16,7 @@ rule train_classifier:
         label_mode=get_label_mode,
         cfg=config["classifier"],
         class_weights=get_class_weights_arg(),
+        pretrained=config["classifier"]["pretrained"] or "none",
         seed=SEED,
         device=config["device"],
     threads: 1
@@ -27,7 +29,7 @@ rule train_classifier:
     shell:
         "syndface train-classifier --cache {input.cache} --folds {input.folds} --fold {wildcards.fold}"
         " {params.fakes} --model {params.cfg[model]} --image-size {params.cfg[image_size]}"
-        " --pretrained {params.cfg[pretrained]} --dropout {params.cfg[dropout]}"
+        " --pretrained {params.pretrained} --dropout {params.cfg[dropout]}"
         " --msd-samples {params.cfg[msd_samples]} --batch-size {params.cfg[batch_size]}"
         " --epochs {params.cfg[epochs]} --lr {params.cfg[lr]} --warmup-factor {params.cfg[warmup_factor]}"
         " --early-stop {params.cfg[early_stop]} --class-weights {params.class_weights}"

@@ -103,6 +103,11 @@ def get_gan_cache():
     return f"results/cache/{config['gan']['resolution']}px"
 
 
+def get_pretrained():
+    path = config["classifier"]["pretrained"]
+    return [path] if path else []
+
+
 def get_ffhq_weights():
     path = config["gan"]["ffhq_weights"]
     return [path] if path else []

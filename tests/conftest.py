@@ -21,6 +21,13 @@ def run_snakemake(args: list[str], workdir: Path, timeout: float = 600) -> subpr
     return subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.fixture
-def snakemake_runner():
-    return run_snakemake
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Tests run torch on one thread: two threads on a shared 2-core machine spin against each
+    other (25x slower seen here), and CI has 2 cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -13,14 +13,6 @@ from syndface.io import read_tsv, save_torch, write_tsv
 from syndface.saliency.occlusion import fold_mean, occlusion_maps
 from syndface.taxonomy import AGE_GROUPS, disease_index
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Two threads on a shared 2-core machine spin against each other (25x slower here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 SIZE = 32
 # (disease, age_group, split, count)

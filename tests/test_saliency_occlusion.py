@@ -13,15 +13,6 @@ from captum.attr import Occlusion
 from syndface.saliency.occlusion import fold_mean, occlusion_maps, positive_part, prepare_model, window_bands
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Two threads on a shared 2-core machine spin against each other (25x slower here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def tiny_net():
     torch.manual_seed(0)

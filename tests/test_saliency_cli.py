@@ -165,6 +165,21 @@ def test_window_scaled_from_the_paper_size():
     assert scaled_pixels(20, 448, 448) == 20 and scaled_pixels(1, 64, 448) == 1 and scaled_pixels(7, 64, None) == 7
 
 
+def test_pixel_embedding_is_the_distance_between_mean_maps(study, tmp_path):
+    from syndface.saliency.embedding import map_scale
+
+    args = ["permutation-test", "--maps-dir", str(study["maps_dir"]), "--embedding", "pixels", "--diseases", "WS", "--permutations", "10", "--seed", "3"]
+    assert cli([*args, "--out-dir", str(tmp_path)]) == 0
+    table = read_tsv(tmp_path / "permutation.tsv").set_index(["group_a", "group_b"])
+    assert (tmp_path / "permutation.tsv").read_text().startswith("# embedding pixels")
+    maps = np.clip(np.load(study["maps_dir"] / "maps.npy"), 0, None)
+    index = read_tsv(study["maps_dir"] / "index.tsv")
+    ws = (index["disease"] == "WS").to_numpy()
+    infant, older = (ws & (index["age_group"] == g).to_numpy() for g in ("infant", "older_adult"))
+    expected = np.linalg.norm(maps[infant].mean(0) - maps[older].mean(0)) / map_scale(maps[ws])
+    assert table.loc[("infant", "older_adult"), "distance"] == pytest.approx(expected, rel=1e-5)
+
+
 def test_imagenet_embedding_needs_a_local_weights_file(study, tmp_path):
     with pytest.raises(FileNotFoundError, match="weights file"):
         cli(["permutation-test", "--maps-dir", str(study["maps_dir"]), "--embedding", "imagenet", "--imagenet-weights", str(tmp_path / "none.pth"),

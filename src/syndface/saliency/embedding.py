@@ -6,10 +6,14 @@ pooled features. Here a map becomes an image the same way for every group and pe
 divided by one fixed scale (so relative intensities survive), replicated to three channels,
 then normalised with the ImageNet mean/std like any input image.
 
-Two networks are offered:
+Three embeddings are offered:
 - `imagenet`: a timm ImageNet model from a local weights file (the paper's choice);
 - `classifier`: the trained fold classifiers' own pooled penultimate features, averaged over
-  the folds (the offline default: no extra weights needed).
+  the folds (the offline default: no extra weights needed);
+- `pixels`: the scaled map itself, so the distance is the plain Euclidean distance between the
+  mean maps. Globally pooled network features are nearly blind to *where* a map is bright; the
+  pixel distance is not, which is what the question "does the important region move with
+  age?" asks about.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from torch import nn
 
 from syndface.classify.model import IMAGENET_MEAN, IMAGENET_STD
 
-EMBEDDINGS = ("classifier", "imagenet")
+EMBEDDINGS = ("classifier", "imagenet", "pixels")
 
 
 def map_scale(maps: np.ndarray, quantile: float = 0.99) -> float:
@@ -89,3 +93,14 @@ def imagenet_embedder(name: str, weights: str | os.PathLike | None, scale: float
     model: nn.Module = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(weights)}, num_classes=0)
     model = model.to(device).eval()
     return MapEmbedder([model], scale, device, batch, f"imagenet: {name} pooled features, weights {weights}")
+
+
+class PixelEmbedder:
+    """Callable: maps [B, H, W] -> the maps divided by `scale`, flattened [B, H*W] (float64)."""
+
+    def __init__(self, scale: float):
+        self.scale = scale
+        self.description = "pixels: the scaled mean maps themselves (Euclidean distance between mean maps)"
+
+    def __call__(self, maps: np.ndarray) -> np.ndarray:
+        return np.asarray(maps, dtype=np.float64).reshape(len(maps), -1) / self.scale

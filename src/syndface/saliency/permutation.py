@@ -27,6 +27,7 @@ import pandas as pd
 
 from syndface.io import save_figure, write_tsv
 from syndface.log import get_logger
+from syndface.saliency.embedding import EMBEDDINGS
 from syndface.saliency.occlusion import positive_part
 from syndface.seeding import rng
 from syndface.taxonomy import AGE_GROUPS, DISEASES
@@ -173,7 +174,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--maps-dir", required=True, help="output directory of `syndface occlusion-maps`")
     p.add_argument("--diseases", nargs="+", default=["WS", "22q"], choices=DISEASES)
-    p.add_argument("--embedding", default="classifier", choices=("classifier", "imagenet"))
+    p.add_argument("--embedding", default="classifier", choices=EMBEDDINGS, help="classifier: fold models' features; imagenet: the paper's; pixels: the maps")
     p.add_argument("--models", nargs="+", default=[], help="fold models (model.pt) for --embedding classifier")
     p.add_argument("--imagenet-model", default="tf_efficientnet_b4.ns_jft_in1k", help="timm name for --embedding imagenet")
     p.add_argument("--imagenet-weights", default=None, help="local weights file for --embedding imagenet")
@@ -191,7 +192,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 def main(argv: list[str], prog: str = "syndface permutation-test") -> int:
     args = build_parser(prog).parse_args(argv)
 
-    from syndface.saliency.embedding import classifier_embedder, imagenet_embedder, map_scale
+    from syndface.saliency.embedding import PixelEmbedder, classifier_embedder, imagenet_embedder, map_scale
     from syndface.runtime import configure, resolve_device
     from syndface.saliency.maps import load_maps
 
@@ -208,6 +209,8 @@ def main(argv: list[str], prog: str = "syndface permutation-test") -> int:
         if not args.models:
             raise ValueError("--embedding classifier needs --models (the fold models whose features embed the maps)")
         embed = classifier_embedder(args.models, scale, device, args.embed_batch)
+    elif args.embedding == "pixels":
+        embed = PixelEmbedder(scale)
     else:
         embed = imagenet_embedder(args.imagenet_model, args.imagenet_weights, scale, device, args.embed_batch)
 
@@ -220,7 +223,7 @@ def main(argv: list[str], prog: str = "syndface permutation-test") -> int:
         header_lines=[
             f"embedding {embed.description}",
             f"maps: fold-mean occlusion maps, negatives set to 0, divided by {scale:.6g} (the {args.scale_quantile} quantile "
-            "of the tested maps), replicated to 3 channels, ImageNet-normalised",
+            "of the tested maps)" + ("" if args.embedding == "pixels" else ", replicated to 3 channels, ImageNet-normalised"),
             "statistic: Euclidean distance between the embeddings of the two groups' mean maps",
             f"{args.permutations} permutations, seed {args.seed}; rank = mean(observed > permuted) (the paper's); "
             "p_value = (#(permuted >= observed) + 1) / (permutations + 1)",

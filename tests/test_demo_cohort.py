@@ -211,5 +211,15 @@ def test_signals_carry_the_planted_age_interaction():
     q_mouth, q_eye = by["22q", "mouth"], by["22q", "eyelids"]
     assert signal_strength(q_mouth, 1.0) > signal_strength(q_mouth, 50.0)
     assert signal_strength(q_eye, 1.0) < signal_strength(q_eye, 50.0)
+    # WS's two looks are disjoint at the ends: no eye sign in older adults, no mouth sign in infants,
+    # so infant and older-adult saliency ought to sit in different places.
+    for years, absent in ((1.0, ("wide_mouth",)), (50.0, ("fullness", "star_iris"))):
+        ws = amplitudes("WS", years, 1.0)
+        assert all(ws[e] == 0 for e in absent) and max(ws.values()) >= 1.0, (years, ws)
+    # 22q's nasal root is a sign but never half of its strongest sign: the region the truth check
+    # scores (mask >= 0.5 x max) is eyelids and mouth, not the frame's centre, where FFHQ puts the nasal root.
+    for years in (0.5, 1.0, 5.0, 15.0, 30.0, 50.0, 70.0):
+        q = amplitudes("22q", years, 1.0)
+        assert 0 < q["nasal_root"] < 0.5 * max(q["small_mouth"], q["hooding"]), (years, q)
     assert all(v == 0 for v in amplitudes("unaffected", 20.0, 1.0).values())
     assert math.isclose(amplitudes("WS", 50.0, 0.5)["wide_mouth"], 0.5 * ws_mouth.older_adult)

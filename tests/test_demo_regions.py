@@ -15,10 +15,11 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from syndface.align.geometry import FIVE_POINTS, ffhq_quad, quad_to_affine, source_to_output
-from syndface.demo.cohort import DemoConfig, make_demo_cohort
+from syndface.demo.cohort import DemoConfig, make_demo_cohort, years_in
 from syndface.demo.photo import photograph, sample_shot
 from syndface.demo.regions import (
     REGION_OF_EFFECT,
+    STORED_SIZE,
     RegionMaskBuilder,
     load_named_region_masks,
     load_region_masks,
@@ -29,7 +30,8 @@ from syndface.demo.regions import (
 from syndface.demo.render import landmarks, make_face, sample_identity
 from syndface.demo.signals import EFFECTS, amplitudes
 from syndface.io import read_tsv
-from syndface.taxonomy import DISEASES
+from syndface.saliency.truth import centred_blob, pointing_hits, region
+from syndface.taxonomy import AGE_GROUPS, DISEASES
 
 ZOOM = 512 / 462  # the paper's "centred" crop
 
@@ -96,20 +98,52 @@ def test_region_footprints_cover_everything_the_signs_change(disease, years):
     assert inside.mean() < 0.35  # and the masks are regions, not the whole face
 
 
-def _group_masks(tmp_path):
-    """WS and 22q masks from 12 faces per group at a mid-group age, through save and load."""
+def _group_masks(tmp_path, ages=(("infant", 1.0), ("older_adult", 50.0)), faces: int = 12, size: int = 64):
+    """WS and 22q masks from `faces` faces per group, through save and load. An age is a number of
+    years, or None to draw each face's age within its group as the demo cohort does."""
     builder = RegionMaskBuilder()
     gen = np.random.default_rng(2)
     for disease in ("WS", "22q"):
-        for age_group, years in (("infant", 1.0), ("older_adult", 50.0)):
-            for _ in range(12):
+        for age_group, years in ages:
+            for _ in range(faces):
+                age = years_in(age_group, gen) if years is None else years
                 identity = sample_identity(gen)
-                effects = amplitudes(disease, years, float(gen.uniform(0.5, 1.0)))
-                face = make_face(identity, years, effects, smile=bool(gen.random() < 0.5))
-                baseline = make_face(identity, years, dict.fromkeys(EFFECTS, 0.0), face.smile > 0)
+                effects = amplitudes(disease, age, float(gen.uniform(0.5, 1.0)))
+                face = make_face(identity, age, effects, smile=bool(gen.random() < 0.5))
+                baseline = make_face(identity, age, dict.fromkeys(EFFECTS, 0.0), face.smile > 0)
                 builder.add(disease, age_group, face, baseline, effects)
     save_npz(builder.arrays(), tmp_path / "regions.npz")
-    return load_region_masks(tmp_path / "regions.npz", 64, ZOOM)
+    return load_region_masks(tmp_path / "regions.npz", size, ZOOM)
+
+
+def test_a_mask_holds_the_strongest_sign_where_footprints_overlap():
+    """The iris footprint lies inside the periorbital one. The mask there is the stronger sign, not
+    the sum, so the weaker region around it keeps its share of the peak (here exactly 1/2) instead of
+    falling under the truth check's half-the-peak threshold (1/3 with a sum)."""
+    identity = sample_identity(np.random.default_rng(7))
+    none = dict.fromkeys(EFFECTS, 0.0)
+    effects = {**none, "fullness": 0.5, "star_iris": 1.0}
+    face, baseline = make_face(identity, 1.0, effects, smile=False), make_face(identity, 1.0, none, smile=False)
+    builder = RegionMaskBuilder()
+    builder.add("WS", "infant", face, baseline, effects)
+    mask = builder.arrays()["mask/WS/infant"]
+    iris, periorbital = (region_footprint(face, r, STORED_SIZE, baseline) for r in ("iris", "periorbital"))
+    assert np.all(mask[iris == 1] == 1.0)
+    only_periorbital = (periorbital == 1) & (iris == 0)
+    assert only_periorbital.sum() > 100
+    np.testing.assert_allclose(mask[only_periorbital], 0.5, rtol=1e-6)
+
+
+@pytest.mark.parametrize("size", [48, 64])
+def test_the_frame_centre_lies_outside_every_syndrome_region(tmp_path, size):
+    """FFHQ alignment centres the crop on the nasal root. A map that merely looks at the middle of the
+    face (the truth check's centred blob) must miss the WS and 22q regions at every age, or beating
+    it would say nothing about where a classifier looks."""
+    masks = _group_masks(tmp_path, [(a, None) for a in AGE_GROUPS], faces=8, size=size)
+    assert set(masks) == {(d, a) for d in ("WS", "22q") for a in AGE_GROUPS}
+    blob = centred_blob(size, 0.15)[None]
+    for key, mask in masks.items():
+        assert pointing_hits(blob, region(mask, 0.5))[0] == 0, key
 
 
 def test_group_masks_shift_with_age_where_the_signal_does(tmp_path):

@@ -6,9 +6,11 @@ landmarks alone and moves with them under any rotation, scaling and shift, so a 
 the aligned frame depends only on the face, not on its pose in the photograph: each footprint is
 drawn straight from face units into the aligned frame.
 
-A group's mask is the mean over the group's images of every region footprint weighted by the
-amplitude the image shows there (signal strength at the image's age x penetrance), scaled to a
-maximum of 1. Because the strengths change with age, the masks move with age (WS: from the
+A group's mask is the mean over the group's images of, per pixel, the strongest amplitude of the
+signs whose footprint covers it (signal strength at the image's age x penetrance), scaled to a
+maximum of 1. The strongest, not the sum: nested or touching footprints (the iris inside the
+periorbital region, hooded lids beside the nasal root) would otherwise make their overlap the
+peak, and a threshold at half the peak would drop the regions around it. Because the strengths change with age, the masks move with age (WS: from the
 periorbital region in infants to the mouth in older adults). Masks are stored at zoom 1; the
 loader resamples them for any output size and zoom. Unaffected faces carry no signal and have no
 mask.
@@ -52,7 +54,7 @@ def region_shapes(face: Face, region: str) -> list[np.ndarray]:
     eyes = [(side * face.eye_dx, face.eye_y) for side in (-1, 1)]
     if region == "periorbital":
         f = face.fullness
-        rx, ry = hw * (1.3 + 0.35 * f) + 0.04, hh * (2.2 + 2.0 * f) + 0.05
+        rx, ry = hw * (1.05 + 0.25 * f) + 0.03, hh * (2.2 + 2.0 * f) + 0.05
         return [ellipse_points(x, y + 0.5 * hh * (1 + f), rx, ry) for x, y in eyes]
     if region == "iris":
         return [ellipse_points(x, y, r * 1.15, r * 1.15) for x, y in eyes]
@@ -117,10 +119,12 @@ class RegionMaskBuilder:
         self.count[key] += 1
         matrix = aligned_matrix(face, self.size)
         total = self.weighted.setdefault(key, np.zeros((self.size, self.size), np.float64))
+        strongest = np.zeros_like(total)
         for region, amplitude in sorted(by_region.items()):
             footprint = region_footprint(face, region, self.size, baseline, matrix)
-            total += amplitude * footprint
+            np.maximum(strongest, amplitude * footprint, out=strongest)
             self.footprints.setdefault((*key, region), np.zeros_like(total))[...] += footprint
+        total += strongest
 
     def arrays(self) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {"size": np.array(self.size)}

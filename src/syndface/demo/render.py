@@ -371,11 +371,12 @@ def _draw_eye(pen: Pen, face: Face, side: int) -> None:
     hw, hh, r = face.eye_half_width, face.eye_half_height, face.iris_radius
     f = face.fullness
     x, upper, lower = eye_contours(face, side)
-    # Periorbital fullness: a puffed, lighter swelling around the eye bounded below by a shadow.
+    # Periorbital fullness: a puffed, lighter swelling around the eye bounded below by a shadow. It
+    # stays lateral of the nasal root, where FFHQ alignment centres the crop (see signals).
     puff = mix(skin, LIGHT, 0.3 * f)
     lower_skin = mix(skin, skin * 0.8 + ROSE * 0.2, 0.6 * f)
     if f > 0.02:
-        pen.ellipse(cx, cy + 0.2 * hh, hw * (1.25 + 0.35 * f), hh * (1.8 + 1.6 * f), puff)
+        pen.ellipse(cx, cy + 0.2 * hh, hw * (1.0 + 0.25 * f), hh * (1.8 + 1.6 * f), puff)
         sag = cy + hh * (1.4 + 1.5 * f) * (1.0 - 0.35 * ((x - cx) / hw) ** 2)
         pen.line(_stroke(x, sag), mix(skin, DARK, 0.55 * f), 0.02 + 0.025 * f)
         pen.ellipse(cx, cy + hh * (0.9 + 0.7 * f), hw * 1.05, hh * (0.5 + 0.6 * f), lower_skin)

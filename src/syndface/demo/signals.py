@@ -5,10 +5,17 @@ and the region masks (where the saliency maps ought to look). Each signal's stre
 the infant (1 year) and older-adult (50 years) anchors and interpolated on a log-age scale, so it
 changes continuously within and across the five age groups. That change is the planted
 age x disease interaction:
-- WS: the periorbital fullness (and, to some degree, the star-patterned iris) fades from infancy to
-  older adulthood while the wide mouth with full lips grows (the paper's Figure 4, WS row).
-- 22q: the small mouth dominates in infants; hooded, narrow eyes and the prominent nasal root grow
-  with age (Figure 4, 22q row: periorbital region and nasal root more important in older groups).
+- WS: the periorbital fullness and the star-patterned iris fade from infancy to nothing in older
+  adults while the wide mouth with full lips grows from nothing in infants (the paper's Figure 4,
+  WS row). The two looks are disjoint at the ends, so infant and older-adult saliency maps have
+  different places to go (the permutation test's planted effect). Both anchors are 1.5 (signs
+  exaggerated: the renderer caps amplitudes at MAX_AMPLITUDE): at 64 px a tiny network from random
+  weights sees only coarse shapes, and WS, split into two looks, is otherwise its weakest class.
+- 22q: the small mouth dominates in infants; hooded, narrow eyes grow with age (Figure 4, 22q row:
+  the periorbital region more important in older groups). The prominent nasal root grows too but
+  stays under half the strongest 22q sign: FFHQ alignment centres the crop on the nasal root, so a
+  nasal-root region would be found by any map that merely looks at the middle of the face (the
+  truth check's centred-blob comparison).
 - control: its own signs (wide-set eyes, heavy brows, a broad nasal tip) plus weaker copies of
   one WS sign (full lips) and one 22q sign (hooded eyes), so it overlaps both syndromes.
 - unaffected: none.
@@ -49,12 +56,12 @@ class Signal:
 
 
 SIGNALS: tuple[Signal, ...] = (
-    Signal("WS", "periorbital", "fullness", "periorbital fullness", 1.0, 0.15),
-    Signal("WS", "iris", "star_iris", "stellate (star-patterned) iris", 0.9, 0.5),
-    Signal("WS", "mouth", "wide_mouth", "wide mouth, full lips", 0.45, 1.0),
-    Signal("22q", "mouth", "small_mouth", "small mouth", 1.0, 0.3),
-    Signal("22q", "eyelids", "hooding", "hooded eyelids, narrow palpebral fissures", 0.35, 1.0),
-    Signal("22q", "nasal_root", "nasal_root", "prominent nasal root", 0.4, 1.0),
+    Signal("WS", "periorbital", "fullness", "periorbital fullness", 1.5, 0.0),
+    Signal("WS", "iris", "star_iris", "stellate (star-patterned) iris", 0.9, 0.0),
+    Signal("WS", "mouth", "wide_mouth", "wide mouth, full lips", 0.0, 1.5),
+    Signal("22q", "mouth", "small_mouth", "small mouth", 1.0, 0.4),
+    Signal("22q", "eyelids", "hooding", "hooded eyelids, narrow palpebral fissures", 0.5, 1.0),
+    Signal("22q", "nasal_root", "nasal_root", "prominent nasal root", 0.15, 0.4),
     Signal("control", "eye_spacing", "wide_eyes", "wide-set eyes", 0.8, 0.8),
     Signal("control", "nasal_tip", "broad_nasal_tip", "broad nasal tip, anteverted nares", 0.6, 1.0),
     Signal("control", "brows", "heavy_brows", "heavy arched brows", 0.7, 1.0),

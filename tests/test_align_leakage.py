@@ -49,9 +49,26 @@ def test_pair_search_equals_brute_force_across_block_edges(planted_vectors):
     x, groups = planted_vectors
     expected, d = brute_force_pairs(x, groups, threshold=0.78)
     assert (3, 40) in expected and (17, 50) in expected and len(expected) > 20  # random pairs too
-    found = leakage_pairs(x, groups, threshold=0.78, block=7)
+    result = leakage_pairs(x, groups, threshold=0.78, block=7)
+    found = result.pairs
     assert {(i, j): dist for i, j, dist in found[["i", "j", "distance"]].itertuples(index=False)} == pytest.approx(expected)
     assert found["distance"].is_monotonic_increasing
+    test_train = sum(TEST_GROUP in (groups[i], groups[j]) for i, j in expected)
+    assert result.counts == {"test_train": test_train, "cross_fold": len(expected) - test_train}
+
+
+@pytest.mark.parametrize("keep", [0, 1, 5, 23])
+def test_pair_list_keeps_the_closest_and_counts_all(planted_vectors, keep):
+    """A large cohort can yield millions of false matches: only the `keep` closest are held, while
+    the counts still cover every pair below the threshold."""
+    x, groups = planted_vectors
+    expected, _ = brute_force_pairs(x, groups, threshold=0.78)
+    everything = leakage_pairs(x, groups, threshold=0.78, block=7)
+    result = leakage_pairs(x, groups, threshold=0.78, block=7, keep=keep)
+    assert result.counts == everything.counts and result.total == len(expected)
+    closest = sorted(expected, key=expected.get)[:keep]
+    assert list(zip(result.pairs["i"], result.pairs["j"])) == closest
+    assert result.pairs["distance"].tolist() == pytest.approx(sorted(expected.values())[:keep])
 
 
 def test_subject_separability_equals_brute_force(planted_vectors):
@@ -144,6 +161,13 @@ def test_check_leakage_finds_a_repeated_photo_and_reports_images_without_a_face(
     assert "# images checked: 7; dlib's detector found the face in 6, not in 1" in header[1]
     assert set(pairs.loc[pairs["image_id_a"].eq("blank") | pairs["image_id_b"].eq("blank"), "face_a"]) <= {"detected", "frame"}
     assert leakage.main([*argv, "--fail"]) == 1
+    # a capped list keeps the closest pair and says how many it left out; the counts stay whole
+    assert leakage.main([*argv, "--max-pairs", "1"]) == 0
+    capped = read_tsv(tmp_path / "leakage.tsv")
+    assert len(capped) == 1 and capped["distance"].iloc[0] == pairs["distance"].min()
+    capped_header = (tmp_path / "leakage.tsv").read_text().splitlines()
+    assert capped_header[3] == header[3]  # "pairs below threshold: ..."
+    assert f"# listed below: the 1 closest of the {len(pairs)} pairs (--max-pairs)" in capped_header
 
 
 def test_on_demo_faces_planted_repeats_are_found_and_the_verdict_is_honest(tmp_path):
@@ -170,7 +194,7 @@ def test_on_demo_faces_planted_repeats_are_found_and_the_verdict_is_honest(tmp_p
     groups = np.arange(len(ids)) % 3
     for repeat, original in planted:  # each repeat sits in another fold than its original
         groups[ids.index(repeat)] = (groups[ids.index(original)] + 1) % 3
-    pairs = leakage_pairs(x, groups, threshold=0.6)
+    pairs = leakage_pairs(x, groups, threshold=0.6).pairs
     listed = {frozenset((ids[i], ids[j])) for i, j in pairs[["i", "j"]].itertuples(index=False)}
     assert all(frozenset(pair) in listed for pair in planted)
 

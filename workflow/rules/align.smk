@@ -78,6 +78,7 @@ rule check_leakage:
         zoom=config["align"]["zoom"],
         upsample=config["align"]["upsample"],
         fail=get_flag(config["leakage"]["fail"], "--fail"),
+        max_pairs=config["leakage"]["max_pairs"],
     threads: 2
     log:
         "logs/check_leakage.log",
@@ -88,7 +89,7 @@ rule check_leakage:
     shell:
         "syndface check-leakage --report {input.report} --manifest {input.manifest} --folds {input.folds}"
         " --threshold {params.threshold} --zoom {params.zoom} --upsample {params.upsample}"
-        " --workers {threads} --out {output} {params.fail} > {log} 2>&1"
+        " --max-pairs {params.max_pairs} --workers {threads} --out {output} {params.fail} > {log} 2>&1"
 
 
 rule plot_cohort_overview:

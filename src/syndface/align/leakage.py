@@ -3,8 +3,8 @@
 Public collections repeat people under different file names, and the paper split per image.
 Every aligned image gets dlib's 128-D descriptor (`syndface.align.descriptors`); each pair of
 images in different training folds ("cross_fold") or in the test set and the training set
-("test_train") closer than `--threshold` (0.6 is dlib's same-person threshold) is listed in
-`--out`, closest first.
+("test_train") closer than `--threshold` (0.6 is dlib's same-person threshold) is counted, and
+the closest `--max-pairs` of them are listed in `--out`, closest first.
 
 The header also says how far the check can be trusted on this cohort: how many images dlib's
 detector recognised as faces (the others were described from the aligned frame, column
@@ -16,6 +16,7 @@ do, the descriptors cannot separate these faces and the header and log say so.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
@@ -49,26 +50,56 @@ def distance_blocks(x: np.ndarray, block: int = 1024) -> Iterator[tuple[int, np.
         yield start, np.sqrt(np.maximum(d2, 0.0))
 
 
-def leakage_pairs(x: np.ndarray, groups: np.ndarray, threshold: float, block: int = 1024) -> pd.DataFrame:
+@dataclass
+class LeakagePairs:
+    """The pairs found by `leakage_pairs`: `pairs` (columns i, j, distance; closest first), at most
+    `keep` of them, and `counts`, the number of every pair below the threshold by kind."""
+
+    pairs: pd.DataFrame
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def leakage_pairs(x: np.ndarray, groups: np.ndarray, threshold: float, block: int = 1024, keep: int | None = None) -> LeakagePairs:
     """Pairs (i, j), i < j, closer than `threshold`, in different folds or test vs train.
 
-    `groups[i]` is image i's fold, or TEST_GROUP for a test image. Returns columns i, j, distance.
+    `groups[i]` is image i's fold, or TEST_GROUP for a test image. Every pair is counted; the
+    `keep` closest (all if None) are kept, so memory stays bounded however many pairs a large
+    cohort yields (dlib's false matches grow with the square of the number of images).
     """
     groups = np.asarray(groups)
-    found_i, found_j = [], []
+    counts = {"cross_fold": 0, "test_train": 0}
+    none = np.array([], dtype=np.int64)
+    held = [(none, none, np.array([], dtype=np.float32))]  # (i, j, float32 distance) per block
+
+    def closest() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        i, j, d = (np.concatenate(column) for column in zip(*held))
+        if keep is not None and len(d) > keep:
+            top = np.argpartition(d, keep - 1)[:keep] if keep else np.array([], dtype=np.int64)
+            i, j, d = i[top], j[top], d[top]
+        return i, j, d
+
     for start, d in distance_blocks(x, block):
         rows = np.arange(start, start + len(d))[:, None]
         cols = np.arange(start, len(x))[None, :]
         g_row, g_col = groups[rows], groups[cols]
-        leaking = (d < threshold) & (cols > rows) & (g_row != g_col) & ~((g_row == TEST_GROUP) & (g_col == TEST_GROUP))
+        row_test, col_test = g_row == TEST_GROUP, g_col == TEST_GROUP
+        leaking = (d < threshold) & (cols > rows) & (g_row != g_col) & ~(row_test & col_test)
         r, c = np.nonzero(leaking)
-        found_i.append(r + start)
-        found_j.append(c + start)
-    i = np.concatenate(found_i) if found_i else np.array([], dtype=int)
-    j = np.concatenate(found_j) if found_j else np.array([], dtype=int)
+        n_test_train = int(np.count_nonzero(row_test[r, 0] | col_test[0, c]))
+        counts["test_train"] += n_test_train
+        counts["cross_fold"] += len(r) - n_test_train
+        held.append((r.astype(np.int64) + start, c.astype(np.int64) + start, d[r, c]))
+        if keep is not None and sum(len(part[2]) for part in held) > 2 * keep + 100_000:
+            held = [closest()]
+    kept_i, kept_j, _ = closest()
     x64 = np.asarray(x, dtype=np.float64)
-    distance = np.linalg.norm(x64[i] - x64[j], axis=1) if len(i) else np.array([], dtype=float)
-    return pd.DataFrame({"i": i, "j": j, "distance": distance}).sort_values("distance", kind="stable", ignore_index=True)
+    distance = np.linalg.norm(x64[kept_i] - x64[kept_j], axis=1) if len(kept_i) else np.array([], dtype=float)
+    pairs = pd.DataFrame({"i": kept_i, "j": kept_j, "distance": distance})
+    return LeakagePairs(pairs.sort_values(["distance", "i", "j"], kind="stable", ignore_index=True), counts)
 
 
 def subject_separability(x: np.ndarray, subjects: np.ndarray, threshold: float, block: int = 1024) -> dict[str, dict[str, float]]:
@@ -123,15 +154,17 @@ def checked_images(report: pd.DataFrame, manifest: pd.DataFrame, folds: pd.DataF
     return images.reset_index(drop=True), left_out
 
 
-def header_lines(images: pd.DataFrame, left_out: dict[str, int], table: pd.DataFrame, separability: dict, threshold: float, zoom: float) -> list[str]:
+def header_lines(images: pd.DataFrame, left_out: dict[str, int], found: LeakagePairs, separability: dict, threshold: float, zoom: float) -> list[str]:
     n, n_found = len(images), int(images["found"].sum())
-    kinds = table["kind"].value_counts()
+    kinds = found.counts
     lines = [
         f"identity leakage: dlib 128-D descriptors of the aligned images (zoom {zoom:.6g}), pairs closer than {threshold} (dlib's same-person threshold is 0.6)",
         f"images checked: {n}; dlib's detector found the face in {n_found}, not in {n - n_found} (those are described from the aligned frame box: face_* = frame)",
         f"not checked: {left_out['failed_alignment']} failed alignment, {left_out['train_without_fold']} train image(s) without a fold",
-        f"pairs below threshold: {kinds.get('cross_fold', 0)} across training folds, {kinds.get('test_train', 0)} between test and train",
+        f"pairs below threshold: {kinds['cross_fold']} across training folds, {kinds['test_train']} between test and train",
     ]
+    if len(found.pairs) < found.total:
+        lines.append(f"listed below: the {len(found.pairs)} closest of the {found.total} pairs (--max-pairs)")
     same, diff = separability["same"], separability["different"]
     if same["n"]:
         lines.append(f"same-subject pairs (manifest): {same['n']}, median distance {same['median']:.3f}, {same['share_below']:.1%} below threshold")
@@ -166,6 +199,7 @@ def main(argv: list[str], prog: str = "syndface check-leakage") -> int:
     parser.add_argument("--zoom", type=float, default=PAPER_ZOOM, help="the zoom the images were aligned with (locates the face where dlib's detector does not)")
     parser.add_argument("--upsample", type=int, default=1, help="dlib detector upsampling")
     parser.add_argument("--workers", type=int, default=1, help="processes computing descriptors (~0.15 s per image each)")
+    parser.add_argument("--max-pairs", type=int, default=10_000, help="list at most this many pairs, the closest (all are counted; 0 = list all)")
     parser.add_argument("--out", required=True, help="results/folds/leakage.tsv")
     parser.add_argument("--fail", action="store_true", help="exit with an error if any pair is found")
     args = parser.parse_args(argv)
@@ -174,14 +208,15 @@ def main(argv: list[str], prog: str = "syndface check-leakage") -> int:
     log.info("describing %d aligned images with %d worker(s)", len(images), args.workers)
     x, found = file_descriptors(list(images["aligned_path"]), zoom=args.zoom, upsample=args.upsample, workers=args.workers)
     images["found"] = found
-    table = leakage_table(images, leakage_pairs(x, images["group"].to_numpy(), args.threshold))
+    found_pairs = leakage_pairs(x, images["group"].to_numpy(), args.threshold, keep=args.max_pairs or None)
+    table = leakage_table(images, found_pairs.pairs)
     separability = subject_separability(x, images["subject_id"].to_numpy(), args.threshold)
-    header = header_lines(images, left_out, table, separability, args.threshold, args.zoom)
+    header = header_lines(images, left_out, found_pairs, separability, args.threshold, args.zoom)
     write_tsv(table, args.out, header_lines=header)
     for line in header:
         (log.warning if line.startswith("WARNING") else log.info)("%s", line)
-    if len(table):
-        log.warning("%d pair(s) below %.2f; closest: %s", len(table), args.threshold, "; ".join(f"{a}~{b} ({d:.3f}, {k})" for a, b, d, k in table[["image_id_a", "image_id_b", "distance", "kind"]].head(10).itertuples(index=False)))
+    if found_pairs.total:
+        log.warning("%d pair(s) below %.2f; closest: %s", found_pairs.total, args.threshold, "; ".join(f"{a}~{b} ({d:.3f}, {k})" for a, b, d, k in table[["image_id_a", "image_id_b", "distance", "kind"]].head(10).itertuples(index=False)))
         if args.fail:
             log.error("identity leakage found and --fail is set: remove or regroup the listed images (same subject_id keeps them in one fold)")
             return 1

@@ -63,6 +63,17 @@ class LeakagePairs:
         return sum(self.counts.values())
 
 
+def _closest(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], keep: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (i, j, distance) parts joined, cut to the `keep` smallest distances (all if None)."""
+    if not parts:
+        return np.array([], dtype=np.int64), np.array([], dtype=np.int64), np.array([], dtype=np.float32)
+    i, j, d = (np.concatenate(column) for column in zip(*parts))
+    if keep is not None and len(d) > keep:
+        top = np.argpartition(d, keep)[:keep]  # the keep smallest sit before position keep
+        i, j, d = i[top], j[top], d[top]
+    return i, j, d
+
+
 def leakage_pairs(x: np.ndarray, groups: np.ndarray, threshold: float, block: int = 1024, keep: int | None = None) -> LeakagePairs:
     """Pairs (i, j), i < j, closer than `threshold`, in different folds or test vs train.
 
@@ -72,16 +83,7 @@ def leakage_pairs(x: np.ndarray, groups: np.ndarray, threshold: float, block: in
     """
     groups = np.asarray(groups)
     counts = {"cross_fold": 0, "test_train": 0}
-    none = np.array([], dtype=np.int64)
-    held = [(none, none, np.array([], dtype=np.float32))]  # (i, j, float32 distance) per block
-
-    def closest() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        i, j, d = (np.concatenate(column) for column in zip(*held))
-        if keep is not None and len(d) > keep:
-            top = np.argpartition(d, keep - 1)[:keep] if keep else np.array([], dtype=np.int64)
-            i, j, d = i[top], j[top], d[top]
-        return i, j, d
-
+    held: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (i, j, float32 distance) per block
     for start, d in distance_blocks(x, block):
         rows = np.arange(start, start + len(d))[:, None]
         cols = np.arange(start, len(x))[None, :]
@@ -92,10 +94,10 @@ def leakage_pairs(x: np.ndarray, groups: np.ndarray, threshold: float, block: in
         n_test_train = int(np.count_nonzero(row_test[r, 0] | col_test[0, c]))
         counts["test_train"] += n_test_train
         counts["cross_fold"] += len(r) - n_test_train
-        held.append((r.astype(np.int64) + start, c.astype(np.int64) + start, d[r, c]))
-        if keep is not None and sum(len(part[2]) for part in held) > 2 * keep + 100_000:
-            held = [closest()]
-    kept_i, kept_j, _ = closest()
+        held.append((r + start, c + start, d[r, c]))
+        if keep is not None:  # trim as we go: what is held never exceeds keep plus one block's pairs
+            held = [_closest(held, keep)]
+    kept_i, kept_j, _ = _closest(held, keep)
     x64 = np.asarray(x, dtype=np.float64)
     distance = np.linalg.norm(x64[kept_i] - x64[kept_j], axis=1) if len(kept_i) else np.array([], dtype=float)
     pairs = pd.DataFrame({"i": kept_i, "j": kept_j, "distance": distance})

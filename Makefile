@@ -19,10 +19,14 @@ $(STAMP): requirements.lock pyproject.toml
 demo: $(STAMP)
 	$(BIN)/snakemake --cores all
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest -q
 
+# Style and workflow checks (also the first step of `make test`).
 lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint
 
 clean-results:

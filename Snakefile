@@ -23,6 +23,6 @@ include: "workflow/rules/clinicians.smk"
 
 
 rule all:
+    default_target: True
     input:
         get_final_outputs(),
-    default_target: True

@@ -18,8 +18,8 @@ import time
 import torch
 
 from syndface.gan.networks import GanArch, label_vectors
-from syndface.runtime import configure, resolve_device
 from syndface.gan.train import GanTrainer, TrainOptions
+from syndface.runtime import configure, resolve_device
 from syndface.taxonomy import AGE_GROUPS, DISEASES
 
 V100_SECONDS_PER_KIMG_256 = 4.01 * 8
@@ -46,12 +46,21 @@ def main() -> None:
     device = resolve_device(args.device)
     configure(device, args.num_threads)
     precision = ("bf16" if device.type == "cuda" else "fp32") if args.precision == "auto" else args.precision
-    arch = GanArch(resolution=args.resolution, channel_base=args.channel_base, channel_max=args.channel_max, z_dim=args.z_dim,
-                   w_dim=args.w_dim, mapping_layers=args.mapping_layers, mbstd_group=args.mbstd_group)
+    arch = GanArch(
+        resolution=args.resolution,
+        channel_base=args.channel_base,
+        channel_max=args.channel_max,
+        z_dim=args.z_dim,
+        w_dim=args.w_dim,
+        mapping_layers=args.mapping_layers,
+        mbstd_group=args.mbstd_group,
+    )
     n = 4 * args.batch
     images = torch.randint(0, 256, (n, 3, arch.resolution, arch.resolution), dtype=torch.uint8)
     labels = label_vectors([DISEASES[i % 4] for i in range(n)], [AGE_GROUPS[i % 5] for i in range(n)])
-    trainer = GanTrainer(arch, TrainOptions(batch=args.batch, ada_kimg=1e12), images, torch.arange(n), labels, device, precision)
+    trainer = GanTrainer(
+        arch, TrainOptions(batch=args.batch, ada_kimg=1e12), images, torch.arange(n), labels, device, precision
+    )
     trainer.augment.p.fill_(args.ada_p)
 
     def sync() -> None:
@@ -69,13 +78,17 @@ def main() -> None:
     kimg = args.steps * args.batch / 1000
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     params = sum(p.numel() for p in trainer.G.parameters()) + sum(p.numel() for p in trainer.D.parameters())
-    print(f"device {name}, {precision}; {arch.resolution} px, channel_base {arch.channel_base}, channel_max {arch.channel_max}, "
-          f"{arch.mapping_layers} mapping layers, batch {args.batch}; G+D {params / 1e6:.2f} M parameters")
+    print(
+        f"device {name}, {precision}; {arch.resolution} px, channel_base {arch.channel_base}, channel_max {arch.channel_max}, "
+        f"{arch.mapping_layers} mapping layers, batch {args.batch}; G+D {params / 1e6:.2f} M parameters"
+    )
     print(f"{args.steps} steps in {seconds:.2f} s: {kimg / seconds:.4f} kimg/s, {seconds / kimg:.1f} s/kimg")
     if device.type == "cuda":
         print(f"peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB")
     if arch.resolution == 256:
-        print(f"ratio to one V100 (paper256, {V100_SECONDS_PER_KIMG_256:.0f} V100-s/kimg): {V100_SECONDS_PER_KIMG_256 / (seconds / kimg):.2f}")
+        print(
+            f"ratio to one V100 (paper256, {V100_SECONDS_PER_KIMG_256:.0f} V100-s/kimg): {V100_SECONDS_PER_KIMG_256 / (seconds / kimg):.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -57,17 +57,32 @@ def main() -> None:
     targets = torch.zeros(args.images, dtype=torch.long, device=device)
     n_forwards = len(window_bands(args.size, args.window, args.stride)) ** 2 + 1
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"{args.model} @{args.size}, window {args.window}, stride {args.stride}: {n_forwards} forwards per image; {name}; torch {torch.__version__}")
+    print(
+        f"{args.model} @{args.size}, window {args.window}, stride {args.stride}: {n_forwards} forwards per image; {name}; torch {torch.__version__}"
+    )
 
     def captum_map(i: int) -> torch.Tensor:
         return Occlusion(model).attribute(
-            images[i : i + 1], sliding_window_shapes=(3, args.window, args.window), strides=(3, args.stride, args.stride),
-            baselines=0, target=0, perturbations_per_eval=256,
+            images[i : i + 1],
+            sliding_window_shapes=(3, args.window, args.window),
+            strides=(3, args.stride, args.stride),
+            baselines=0,
+            target=0,
+            perturbations_per_eval=256,
         )[:, 0]
 
     def ours(net, precision, channels_last):
-        return lambda: occlusion_maps([net], images, targets, args.window, args.stride, batch=args.batch, precision=precision,
-                                      channels_last=channels_last, fixed_shape=device.type == "cuda")[0]
+        return lambda: occlusion_maps(
+            [net],
+            images,
+            targets,
+            args.window,
+            args.stride,
+            batch=args.batch,
+            precision=precision,
+            channels_last=channels_last,
+            fixed_shape=device.type == "cuda",
+        )[0]
 
     with torch.inference_mode():
         captum_map(0)
@@ -79,8 +94,10 @@ def main() -> None:
     maps, t_ours = timed(exact, device)
     value_range = (reference.max() - reference.min()).item()
     diff = (maps - reference).abs().max().item()
-    print(f"ours fp32, batch {args.batch}: {t_ours / args.images:.3f} s/image; captum/ours = {t_captum / t_ours:.2f}x; "
-          f"max|diff| = {diff:.3g} ({diff / value_range:.2g} of the map's range)")
+    print(
+        f"ours fp32, batch {args.batch}: {t_ours / args.images:.3f} s/image; captum/ours = {t_captum / t_ours:.2f}x; "
+        f"max|diff| = {diff:.3g} ({diff / value_range:.2g} of the map's range)"
+    )
 
     if args.fast:
         precision = "bf16" if device.type == "cuda" else "fp32"
@@ -90,8 +107,11 @@ def main() -> None:
         fast()
         fast_maps, t_fast = timed(fast, device)
         corr = torch.corrcoef(torch.stack([fast_maps.flatten().float(), reference.flatten()]))[0, 1].item()
-        print(f"ours {precision} + channels_last, batch {args.batch}: {t_fast / args.images:.3f} s/image; captum/ours = {t_captum / t_fast:.2f}x; "
-              f"Pearson r vs captum fp32 = {corr:.4f}" + (" (random init: logit drops are tiny, so bf16 rounding dominates)" if precision == "bf16" else ""))
+        print(
+            f"ours {precision} + channels_last, batch {args.batch}: {t_fast / args.images:.3f} s/image; captum/ours = {t_captum / t_fast:.2f}x; "
+            f"Pearson r vs captum fp32 = {corr:.4f}"
+            + (" (random init: logit drops are tiny, so bf16 rounding dominates)" if precision == "bf16" else "")
+        )
 
 
 if __name__ == "__main__":

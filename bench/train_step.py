@@ -20,8 +20,8 @@ import torch
 
 from syndface.classify.augment import AUGMENT_MODES, BatchAugment
 from syndface.classify.model import build_classifier, to_unit_float
-from syndface.runtime import Precision, configure, resolve_device
 from syndface.classify.train import to_device, train_step
+from syndface.runtime import Precision, configure, resolve_device
 from syndface.taxonomy import DISEASES
 
 
@@ -75,14 +75,21 @@ def main() -> None:
     device = resolve_device(args.device)
     configure(device, args.num_threads)
     gen = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (args.batch_size, args.image_size, args.image_size, 3), dtype=torch.uint8, generator=gen)
+    images = torch.randint(
+        0, 256, (args.batch_size, args.image_size, args.image_size, 3), dtype=torch.uint8, generator=gen
+    )
     targets = torch.eye(len(DISEASES))[torch.randint(len(DISEASES), (args.batch_size,), generator=gen)].to(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} thread(s)"
-    print(f"{args.model} @ {args.image_size} px, batch {args.batch_size}, augment {args.augment}, "
-          f"{args.steps} timed steps after {args.warmup} warm-up; {name}; torch {torch.__version__}")
+    print(
+        f"{args.model} @ {args.image_size} px, batch {args.batch_size}, augment {args.augment}, "
+        f"{args.steps} timed steps after {args.warmup} warm-up; {name}; torch {torch.__version__}"
+    )
 
     results = {}
-    for label, precision in (("fp32 NCHW", Precision(False, False)), ("bf16 autocast + channels_last", Precision(True, True))):
+    for label, precision in (
+        ("fp32 NCHW", Precision(False, False)),
+        ("bf16 autocast + channels_last", Precision(True, True)),
+    ):
         results[label] = bench_mode(args, precision, device, images, targets)
         memory = f", peak {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB" if device.type == "cuda" else ""
         print(f"  {label:30s} {results[label]:9.1f} img/s{memory}", flush=True)
@@ -90,7 +97,9 @@ def main() -> None:
     print(f"  ratio optimised / fp32: {fast / fp32:.2f}x")
 
     augment = BatchAugment(args.augment, torch.Generator().manual_seed(0))
-    seconds = time_steps(lambda: augment(to_unit_float(to_device(images, device), device)), args.steps, args.warmup, device)
+    seconds = time_steps(
+        lambda: augment(to_unit_float(to_device(images, device), device)), args.steps, args.warmup, device
+    )
     print(f"  augmentation alone ({args.augment}, fp32): {args.batch_size / seconds:9.1f} img/s")
 
 

@@ -52,6 +52,7 @@ def save(array: np.ndarray, path, **kwargs) -> str:
 
 # --- decoding -------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def reference() -> np.ndarray:
     """An asymmetric RGB picture: orientation or channel mistakes change it."""
@@ -105,17 +106,22 @@ def test_unreadable_files_fail_with_the_decoders_reason(tmp_path):
 
 # --- geometry of the two paths --------------------------------------------------------------
 
+
 def test_manual_path_puts_each_landmark_where_the_transform_maps_it(tmp_path):
     path = save(blob_image(), tmp_path / "blobs.png")
     size, zoom = 96, 1.2
-    fields, aligned = align_image(path, BLOB_POINTS, AlignOptions(size=size, zoom=zoom, background="pad", prefer="manual"))
+    fields, aligned = align_image(
+        path, BLOB_POINTS, AlignOptions(size=size, zoom=zoom, background="pad", prefer="manual")
+    )
     assert (fields["status"], fields["method"], fields["n_faces"]) == ("ok", "manual", None)  # dlib never ran
     quad = face_quad(BLOB_POINTS, zoom)
     for name, point in BLOB_POINTS.items():
         expected = source_to_output(point, quad, size)[0]
         assert np.abs(centroid(aligned, expected) - expected).max() < 0.15, name
     # The report gives them as files do, pixel centres at integers.
-    assert [fields[c] for c in LANDMARK_COLUMNS] == pytest.approx(np.concatenate([BLOB_POINTS[p] - 0.5 for p in FIVE_POINTS]))
+    assert [fields[c] for c in LANDMARK_COLUMNS] == pytest.approx(
+        np.concatenate([BLOB_POINTS[p] - 0.5 for p in FIVE_POINTS])
+    )
 
 
 def test_dlib_first_falls_back_to_manual_landmarks_and_says_so(tmp_path):
@@ -197,6 +203,7 @@ def test_backgrounds_black_out_outside_the_photo_and_outside_the_face_ellipse():
 
 
 # --- shards, report, merge -------------------------------------------------------------------
+
 
 def test_shards_cover_every_manifest_row_exactly_once():
     manifest = pd.DataFrame({"image_id": [f"im{i:02d}" for i in range(23)]})
@@ -299,7 +306,18 @@ def test_align_shards_and_merge_report_every_image_once(small_cohort):
 
     assert merge.main([*argv, "--fail-on-error"]) == 1
     with pytest.raises(SystemExit, match="in no shard"):
-        merge.main(["--shard-dirs", *dirs[:2], "--report", str(root / "r.tsv"), "--failed", str(root / "f.tsv"), "--manifest", str(root / "manifest.tsv")])
+        merge.main(
+            [
+                "--shard-dirs",
+                *dirs[:2],
+                "--report",
+                str(root / "r.tsv"),
+                "--failed",
+                str(root / "f.tsv"),
+                "--manifest",
+                str(root / "manifest.tsv"),
+            ]
+        )
 
 
 def test_merge_refuses_shards_aligned_with_different_settings(small_cohort):

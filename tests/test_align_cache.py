@@ -45,7 +45,16 @@ def aligned_study(tmp_path):
 
 def build(root, size):
     out = root / "cache" / f"{size}px"
-    argv = ["--report", str(root / "report.tsv"), "--manifest", str(root / "manifest.tsv"), "--size", str(size), "--out-dir", str(out)]
+    argv = [
+        "--report",
+        str(root / "report.tsv"),
+        "--manifest",
+        str(root / "manifest.tsv"),
+        "--size",
+        str(size),
+        "--out-dir",
+        str(out),
+    ]
     assert cache.main(argv) == 0
     return out
 
@@ -56,7 +65,10 @@ def test_cache_holds_the_aligned_pngs_in_manifest_order(aligned_study):
     assert list(index.columns) == list(INDEX_COLUMNS) and index["row"].tolist() == list(range(11))
     manifest = read_tsv(aligned_study / "manifest.tsv")
     assert index["image_id"].tolist() == [i for i in manifest["image_id"] if i != "img04"]
-    assert index.set_index("image_id")["disease"].to_dict() == manifest.set_index("image_id").loc[index["image_id"], "disease"].to_dict()
+    assert (
+        index.set_index("image_id")["disease"].to_dict()
+        == manifest.set_index("image_id").loc[index["image_id"], "disease"].to_dict()
+    )
     for row, image_id in zip(index["row"], index["image_id"]):
         assert np.array_equal(images[row], np.asarray(Image.open(aligned_study / "aligned" / f"{image_id}.png")))
     assert not list((aligned_study / "cache" / "48px").glob(".*tmp*"))  # no temporary left behind
@@ -79,14 +91,25 @@ def test_load_cache_refuses_an_index_that_does_not_match(aligned_study):
 
 def test_overview_picks_a_few_faces_per_group_and_draws_the_grid(aligned_study):
     report = read_tsv(aligned_study / "report.tsv")
-    aligned = read_tsv(aligned_study / "manifest.tsv").merge(report.loc[report["status"] == "ok", ["image_id", "aligned_path"]], on="image_id")
+    aligned = read_tsv(aligned_study / "manifest.tsv").merge(
+        report.loc[report["status"] == "ok", ["image_id", "aligned_path"]], on="image_id"
+    )
     picks = overview.pick_examples(aligned, per_cell=1, seed=0)
     assert all(len(group) == 1 for group in picks.values())
     assert set(picks) == set(zip(aligned["disease"], aligned["age_group"]))
-    assert {k: g["image_id"].tolist() for k, g in picks.items()} == {k: g["image_id"].tolist() for k, g in overview.pick_examples(aligned, 1, 0).items()}
+    assert {k: g["image_id"].tolist() for k, g in picks.items()} == {
+        k: g["image_id"].tolist() for k, g in overview.pick_examples(aligned, 1, 0).items()
+    }
 
     out = aligned_study / "overview.png"
-    argv = ["--report", str(aligned_study / "report.tsv"), "--manifest", str(aligned_study / "manifest.tsv"), "--out", str(out)]
+    argv = [
+        "--report",
+        str(aligned_study / "report.tsv"),
+        "--manifest",
+        str(aligned_study / "manifest.tsv"),
+        "--out",
+        str(out),
+    ]
     assert overview.main(argv) == 0
     with Image.open(out) as figure:
         assert figure.width > figure.height > 200

@@ -51,7 +51,9 @@ def test_pair_search_equals_brute_force_across_block_edges(planted_vectors):
     assert (3, 40) in expected and (17, 50) in expected and len(expected) > 20  # random pairs too
     result = leakage_pairs(x, groups, threshold=0.78, block=7)
     found = result.pairs
-    assert {(i, j): dist for i, j, dist in found[["i", "j", "distance"]].itertuples(index=False)} == pytest.approx(expected)
+    assert {(i, j): dist for i, j, dist in found[["i", "j", "distance"]].itertuples(index=False)} == pytest.approx(
+        expected
+    )
     assert found["distance"].is_monotonic_increasing
     test_train = sum(TEST_GROUP in (groups[i], groups[j]) for i, j in expected)
     assert result.counts == {"test_train": test_train, "cross_fold": len(expected) - test_train}
@@ -159,7 +161,10 @@ def test_check_leakage_finds_a_repeated_photo_and_reports_images_without_a_face(
     }
     header = (tmp_path / "leakage.tsv").read_text().splitlines()
     assert "# images checked: 7; dlib's detector found the face in 6, not in 1" in header[1]
-    assert set(pairs.loc[pairs["image_id_a"].eq("blank") | pairs["image_id_b"].eq("blank"), "face_a"]) <= {"detected", "frame"}
+    assert set(pairs.loc[pairs["image_id_a"].eq("blank") | pairs["image_id_b"].eq("blank"), "face_a"]) <= {
+        "detected",
+        "frame",
+    }
     assert leakage.main([*argv, "--fail"]) == 1
     # a capped list keeps the closest pair and says how many it left out; the counts stay whole
     assert leakage.main([*argv, "--max-pairs", "1"]) == 0
@@ -172,7 +177,9 @@ def test_check_leakage_finds_a_repeated_photo_and_reports_images_without_a_face(
 
 def test_on_demo_faces_planted_repeats_are_found_and_the_verdict_is_honest(tmp_path):
     demo = pytest.importorskip("syndface.demo.cohort")
-    cfg = demo.DemoConfig(out_dir=str(tmp_path / "demo"), n_subjects=30, n_auxiliary=10, test_per_group=1, image_size=96, render_scale=2)
+    cfg = demo.DemoConfig(
+        out_dir=str(tmp_path / "demo"), n_subjects=30, n_auxiliary=10, test_per_group=1, image_size=96, render_scale=2
+    )
     manifest = demo.make_demo_cohort(cfg)
     several = manifest[manifest.groupby("subject_id")["image_id"].transform("size") >= 2]
     several = several[several["subject_id"].isin(several["subject_id"].unique()[:4])]
@@ -185,7 +192,12 @@ def test_on_demo_faces_planted_repeats_are_found_and_the_verdict_is_honest(tmp_p
         path = tmp_path / f"repeat{k}.png"
         Image.fromarray(jpeg((np.roll(photo, (2, -3), axis=(0, 1)) * 0.9).astype(np.uint8))).save(path)
         landmarks[f"repeat{k}"] = {name: p + [-3, 2] for name, p in landmarks[original].items()}
-        rows = pd.concat([rows, pd.DataFrame([{"image_id": f"repeat{k}", "path": str(path), "subject_id": f"new{k}", "of": original}])])
+        rows = pd.concat(
+            [
+                rows,
+                pd.DataFrame([{"image_id": f"repeat{k}", "path": str(path), "subject_id": f"new{k}", "of": original}]),
+            ]
+        )
     report = align_shard(rows, landmarks, AlignOptions(size=SIZE, zoom=ZOOM, prefer="manual"), tmp_path / "aligned")
     assert (report["status"] == "ok").all()
     x, found = face_descriptors([load_rgb(p) for p in report["aligned_path"]], zoom=ZOOM)

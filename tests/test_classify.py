@@ -64,14 +64,21 @@ def test_soft_label_loss_equals_hard_label_loss_on_one_hot_targets():
     by_hand = -(soft_targets * weights * torch.log_softmax(logits, 1)).sum() / 7
     assert torch.allclose(batch_form, by_hand, atol=1e-6)
     # On one-hot targets the two forms differ exactly by sum_i w[y_i] / N.
-    ratio = weighted_cross_entropy(logits, one_hot, weights, "batch") / weighted_cross_entropy(logits, one_hot, weights, "weights")
+    ratio = weighted_cross_entropy(logits, one_hot, weights, "batch") / weighted_cross_entropy(
+        logits, one_hot, weights, "weights"
+    )
     assert ratio.item() == pytest.approx(weights[labels].sum().item() / 7)
     with pytest.raises(ValueError, match="normalisation"):
         weighted_cross_entropy(logits, one_hot, weights, "mean")
 
 
 def test_class_weights_parse_in_taxonomy_order_and_reject_gaps():
-    assert parse_class_weights("unaffected=1,WS=10,22q=10,control=10") == {"unaffected": 1.0, "WS": 10.0, "22q": 10.0, "control": 10.0}
+    assert parse_class_weights("unaffected=1,WS=10,22q=10,control=10") == {
+        "unaffected": 1.0,
+        "WS": 10.0,
+        "22q": 10.0,
+        "control": 10.0,
+    }
     with pytest.raises(ValueError, match="lack unaffected"):
         parse_class_weights("WS=10,22q=10,control=10")
     with pytest.raises(ValueError, match="CLASS=WEIGHT"):
@@ -138,7 +145,9 @@ def test_geometric_ops_move_pixels_as_specified():
     both = torch.tensor([True, True])
     assert torch.allclose(A.shift_scale_rotate(x, both, torch.zeros(2), torch.ones(2), torch.zeros(2, 2)), x, atol=1e-6)
     quarter_turn = A.shift_scale_rotate(x, both, torch.full((2,), 90.0), torch.ones(2), torch.zeros(2, 2))
-    assert torch.allclose(quarter_turn, x.transpose(-1, -2).flip(-1), atol=1e-5) or torch.allclose(quarter_turn, x.transpose(-1, -2).flip(-2), atol=1e-5)
+    assert torch.allclose(quarter_turn, x.transpose(-1, -2).flip(-1), atol=1e-5) or torch.allclose(
+        quarter_turn, x.transpose(-1, -2).flip(-2), atol=1e-5
+    )
     # A shift of 1/8 of the side moves the image one pixel and leaves a black column.
     shifted = A.shift_scale_rotate(x, both, torch.zeros(2), torch.ones(2), torch.tensor([[0.125, 0.0]] * 2))
     assert torch.allclose(shifted[..., 1:], x[..., :-1], atol=1e-5) and shifted[..., 0].abs().max() == 0
@@ -151,7 +160,9 @@ def test_geometric_ops_move_pixels_as_specified():
 def test_distortion_grids_are_the_identity_at_neutral_parameters_and_bend_otherwise():
     identity = A._base_grid(2, 8, 8, torch.device("cpu"))
     assert torch.allclose(A.optical_grids(torch.zeros(2), torch.zeros(2, 2), 8, 8), identity, atol=1e-6)
-    assert torch.allclose(A.grid_distortion_grids(torch.ones(2, A.GRID_STEPS), torch.ones(2, A.GRID_STEPS), 8, 8), identity, atol=1e-6)
+    assert torch.allclose(
+        A.grid_distortion_grids(torch.ones(2, A.GRID_STEPS), torch.ones(2, A.GRID_STEPS), 8, 8), identity, atol=1e-6
+    )
     assert torch.allclose(A.elastic_affine_grids(torch.zeros(2, 3, 2), 8, 8), identity, atol=1e-5)
     # k > 0: every output pixel samples further from the centre (1 + k r^2 + k r^4 > 1).
     barrel = A.optical_grids(torch.full((1,), 0.5), torch.zeros(1, 2), 8, 8)
@@ -178,13 +189,15 @@ def test_augment_refuses_unknown_modes_and_device_generators():
 
 
 def test_ensemble_rule_on_a_hand_computed_case():
-    probabilities = np.array([
-        # image 0: folds 0 and 2 are confident (max 0.7, 0.6), fold 1 is not (max 0.4)
-        # image 1: no fold reaches 0.5 -> plain mean, flagged
-        [[0.7, 0.1, 0.1, 0.1], [0.4, 0.3, 0.2, 0.1]],
-        [[0.1, 0.4, 0.3, 0.2], [0.3, 0.3, 0.3, 0.1]],
-        [[0.2, 0.6, 0.1, 0.1], [0.25, 0.25, 0.25, 0.25]],
-    ])
+    probabilities = np.array(
+        [
+            # image 0: folds 0 and 2 are confident (max 0.7, 0.6), fold 1 is not (max 0.4)
+            # image 1: no fold reaches 0.5 -> plain mean, flagged
+            [[0.7, 0.1, 0.1, 0.1], [0.4, 0.3, 0.2, 0.1]],
+            [[0.1, 0.4, 0.3, 0.2], [0.3, 0.3, 0.3, 0.1]],
+            [[0.2, 0.6, 0.1, 0.1], [0.25, 0.25, 0.25, 0.25]],
+        ]
+    )
     mean, n_models, fallback = ensemble(probabilities, 0.5)
     np.testing.assert_allclose(mean[0], [0.45, 0.35, 0.1, 0.1])
     np.testing.assert_allclose(mean[1], [0.95 / 3, 0.85 / 3, 0.75 / 3, 0.45 / 3])
@@ -226,10 +239,14 @@ def hand_predictions() -> pd.DataFrame:
 def test_class_accuracy_mean_and_confusion_matrix_on_a_hand_case():
     predictions = hand_predictions()
     metrics = class_metrics(predictions, n_boot=200, seed=1).set_index("class")
-    assert metrics["accuracy"].to_dict() == pytest.approx({"WS": 0.75, "22q": 0.5, "control": 2 / 3, "unaffected": 1.0, "average": (0.75 + 0.5 + 2 / 3 + 1) / 4})
+    assert metrics["accuracy"].to_dict() == pytest.approx(
+        {"WS": 0.75, "22q": 0.5, "control": 2 / 3, "unaffected": 1.0, "average": (0.75 + 0.5 + 2 / 3 + 1) / 4}
+    )
     assert metrics.loc["WS", "n"] == 4 and metrics.loc["average", "correct"] == 7
     assert metrics.loc["unaffected", "ci_low"] == metrics.loc["unaffected", "ci_high"] == 1.0
-    assert (metrics["ci_low"] <= metrics["accuracy"] + 1e-12).all() and (metrics["accuracy"] <= metrics["ci_high"] + 1e-12).all()
+    assert (metrics["ci_low"] <= metrics["accuracy"] + 1e-12).all() and (
+        metrics["accuracy"] <= metrics["ci_high"] + 1e-12
+    ).all()
     assert metrics.equals(class_metrics(predictions, n_boot=200, seed=1).set_index("class"))
     confusion = confusion_table(predictions).set_index("true")
     assert confusion.loc["WS", list(DISEASES)].tolist() == [0.75, 0, 0.25, 0]
@@ -265,8 +282,14 @@ def test_per_group_and_two_way_readouts_on_a_hand_case():
 
 def test_table2_rows_and_columns_follow_the_paper_order():
     def metrics(offset: float) -> pd.DataFrame:
-        return pd.DataFrame({"class": [*DISEASES, "average"], "accuracy": np.arange(5) / 10 + offset,
-                             "ci_low": np.zeros(5), "ci_high": np.ones(5)})
+        return pd.DataFrame(
+            {
+                "class": [*DISEASES, "average"],
+                "accuracy": np.arange(5) / 10 + offset,
+                "ci_low": np.zeros(5),
+                "ci_high": np.ones(5),
+            }
+        )
 
     given = {"real+age_progression": metrics(0.03), "real": metrics(0.0), "real+unrelated": metrics(0.01)}
     table = make_table2(given)

@@ -31,9 +31,16 @@ def cache(tmp_path_factory):
             y, x = (c // 2) * SIZE // 2, (c % 2) * SIZE // 2
             image[y : y + SIZE // 2, x : x + SIZE // 2] = 240
             images.append(image)
-            rows.append({"image_id": f"{disease}{j:02d}", "disease": disease, "age_group": AGE_GROUPS[j % 5],
-                         "source": "auxiliary" if disease == "unaffected" else "cohort", "subject_id": f"s{disease}{j}",
-                         "split": "test" if j < 2 else "train"})
+            rows.append(
+                {
+                    "image_id": f"{disease}{j:02d}",
+                    "disease": disease,
+                    "age_group": AGE_GROUPS[j % 5],
+                    "source": "auxiliary" if disease == "unaffected" else "cohort",
+                    "subject_id": f"s{disease}{j}",
+                    "split": "test" if j < 2 else "train",
+                }
+            )
     index = pd.DataFrame(rows)
     index.insert(0, "row", np.arange(len(index)))
     np.save(root / "images.npy", np.stack(images))
@@ -45,8 +52,19 @@ def cache(tmp_path_factory):
 
 
 def config(cache, fold=0, **kw) -> TrainConfig:
-    base = dict(cache=str(cache), folds=str(cache / "folds.tsv"), fold=fold, model="test_efficientnet", image_size=SIZE,
-                batch_size=8, epochs=3, lr=1e-3, augment="paper", msd_samples=2, seed=3)
+    base = dict(
+        cache=str(cache),
+        folds=str(cache / "folds.tsv"),
+        fold=fold,
+        model="test_efficientnet",
+        image_size=SIZE,
+        batch_size=8,
+        epochs=3,
+        lr=1e-3,
+        augment="paper",
+        msd_samples=2,
+        seed=3,
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -57,7 +75,9 @@ def test_fold_split_trains_on_other_folds_and_validates_on_real_fold_images(cach
     index = read_tsv(cache / "index.tsv")
     val_ids = set(index.loc[data.val.rows, "image_id"])
     assert val_ids == set(folds.loc[folds["fold"] == 1, "image_id"])
-    assert not set(index.loc[data.train.rows, "image_id"]) & (val_ids | set(index.loc[index["split"] == "test", "image_id"]))
+    assert not set(index.loc[data.train.rows, "image_id"]) & (
+        val_ids | set(index.loc[index["split"] == "test", "image_id"])
+    )
     assert data.val_cohort.tolist() == [d != "unaffected" for d in index.loc[data.val.rows, "disease"]]
     with pytest.raises(ValueError, match="build a 64 px cache"):
         load_fold_data(cache, cache / "folds.tsv", 1, 64)
@@ -88,7 +108,11 @@ def test_resume_after_kill_ends_with_the_same_weights(cache, tmp_path):
         assert torch.equal(value, resumed["model"][key]), key
     best_full = torch.load(tmp_path / "full" / "model.pt", weights_only=True)
     best_resumed = torch.load(tmp_path / "killed" / "model.pt", weights_only=True)
-    assert best_full["epoch"] == best_resumed["epoch"] == int(read_tsv(tmp_path / "full" / "history.tsv").query("best")["epoch"].max())
+    assert (
+        best_full["epoch"]
+        == best_resumed["epoch"]
+        == int(read_tsv(tmp_path / "full" / "history.tsv").query("best")["epoch"].max())
+    )
     assert all(torch.equal(v, best_resumed["state_dict"][k]) for k, v in best_full["state_dict"].items())
     history = read_tsv(tmp_path / "killed" / "history.tsv")
     assert history["epoch"].tolist() == [1, 2, 3]
@@ -109,8 +133,18 @@ def write_fakes(root, fold: int, n: int = 6) -> str:
         path = root / f"fake{i}.png"
         Image.fromarray(np.full((48, 48, 3), 30 * i, np.uint8)).save(path)
         soft = {f"label_{d}": 0.0 for d in DISEASES} | {"label_WS": 0.75, "label_22q": 0.25}
-        rows.append({"image_id": f"fake{i}", "path": path.name, "disease": "WS", "age_group": "child",
-                     "fake_type": "blended_75", "fold": fold, "seed": i, **soft})
+        rows.append(
+            {
+                "image_id": f"fake{i}",
+                "path": path.name,
+                "disease": "WS",
+                "age_group": "child",
+                "fake_type": "blended_75",
+                "fold": fold,
+                "seed": i,
+                **soft,
+            }
+        )
     write_tsv(pd.DataFrame(rows), root / "manifest.tsv")
     return str(root / "manifest.tsv")
 
@@ -126,7 +160,9 @@ def test_fakes_join_training_with_soft_labels_and_must_match_the_fold(cache, tmp
     np.testing.assert_allclose(hard.train_targets[n_real:], [[1, 0, 0, 0]] * 6)
     with pytest.raises(ValueError, match="may only train on its own GAN's fakes"):
         load_fold_data(cache, cache / "folds.tsv", 1, SIZE, fakes)
-    path = train_classifier(config(cache, fold=2, fakes=fakes, label_mode="soft", epochs=1, augment="light"), tmp_path / "run")
+    path = train_classifier(
+        config(cache, fold=2, fakes=fakes, label_mode="soft", epochs=1, augment="light"), tmp_path / "run"
+    )
     assert path.exists() and not (tmp_path / "run" / CHECKPOINT_FILE).exists()
 
 
@@ -136,12 +172,26 @@ def test_predict_evaluate_and_table2_commands_write_their_files(cache, tmp_path)
         train_classifier(config(cache, fold=fold, epochs=1, augment="none"), tmp_path / f"fold{fold}")
         models.append(str(tmp_path / f"fold{fold}" / "model.pt"))
     out = tmp_path / "predictions" / "real" / "test.tsv"
-    assert predict.main(["--models", *models, "--cache", str(cache), "--threshold", "0.5", "--batch-size", "3", "--out", str(out)]) == 0
+    assert (
+        predict.main(
+            ["--models", *models, "--cache", str(cache), "--threshold", "0.5", "--batch-size", "3", "--out", str(out)]
+        )
+        == 0
+    )
     table = read_tsv(out)
     assert len(table) == 8 and set(table["disease"]) == set(DISEASES)
     fold_columns = [f"p_fold{k}_{c}" for k in range(3) for c in DISEASES]
-    assert table.columns.tolist() == ["image_id", "disease", "age_group", "source", *fold_columns,
-                                      *(f"p_{c}" for c in DISEASES), "pred", "n_models", "fallback"]
+    assert table.columns.tolist() == [
+        "image_id",
+        "disease",
+        "age_group",
+        "source",
+        *fold_columns,
+        *(f"p_{c}" for c in DISEASES),
+        "pred",
+        "n_models",
+        "fallback",
+    ]
     probabilities = table[fold_columns].to_numpy().reshape(8, 3, 4).transpose(1, 0, 2)
     mean, n_models, fallback = predict.ensemble(probabilities, 0.5)
     np.testing.assert_allclose(table[[f"p_{c}" for c in DISEASES]].to_numpy(), mean, atol=2e-6)

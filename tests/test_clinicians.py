@@ -16,7 +16,13 @@ from syndface.clinicians import compare, simulate
 from syndface.clinicians.compare import best_fake_variant, group_table, image_table, model_answers, table1
 from syndface.clinicians.paper import PAPER_HUMAN_ACCURACY, PAPER_OVERALL_HUMAN_ACCURACY
 from syndface.clinicians.simulate import image_probabilities, simulate_survey
-from syndface.clinicians.stats import benjamini_hochberg, bootstrap_mean_interval, paired_tests, permutation_pvalue, wilson_interval
+from syndface.clinicians.stats import (
+    benjamini_hochberg,
+    bootstrap_mean_interval,
+    paired_tests,
+    permutation_pvalue,
+    wilson_interval,
+)
 from syndface.clinicians.survey import read_survey
 from syndface.io import read_tsv
 from syndface.seeding import derive_seed
@@ -25,7 +31,15 @@ from syndface.taxonomy import AGE_GROUPS, DISEASES, SURVEYS
 
 def make_manifest(per_group: int) -> pd.DataFrame:
     rows = [
-        {"image_id": f"{d}_{a}_{k}", "path": "x.png", "disease": d, "age_group": a, "source": "cohort", "subject_id": f"s_{d}_{a}_{k}", "split": "test"}
+        {
+            "image_id": f"{d}_{a}_{k}",
+            "path": "x.png",
+            "disease": d,
+            "age_group": a,
+            "source": "cohort",
+            "subject_id": f"s_{d}_{a}_{k}",
+            "split": "test",
+        }
         for d in DISEASES
         for a in AGE_GROUPS
         for k in range(per_group)
@@ -106,7 +120,9 @@ def test_paired_tests_equal_scipy_on_the_same_vectors():
     wilcoxon = stats.wilcoxon(model, human)
     ci = ttest.confidence_interval(0.95)
     assert tests.t_statistic == pytest.approx(ttest.statistic) and tests.p_ttest == pytest.approx(ttest.pvalue)
-    assert tests.wilcoxon_statistic == pytest.approx(wilcoxon.statistic) and tests.p_wilcoxon == pytest.approx(wilcoxon.pvalue)
+    assert tests.wilcoxon_statistic == pytest.approx(wilcoxon.statistic) and tests.p_wilcoxon == pytest.approx(
+        wilcoxon.pvalue
+    )
     assert (tests.difference_ci_low, tests.difference_ci_high) == pytest.approx((ci.low, ci.high))
     assert tests.difference == pytest.approx(model.mean() - human.mean())
     assert np.isnan(paired_tests([1, 0], [1, 0]).p_wilcoxon)
@@ -125,22 +141,38 @@ def test_benjamini_hochberg_and_wilson_equal_statsmodels():
 
 
 def test_model_answers_take_the_higher_of_syndrome_and_control():
-    predictions = pd.DataFrame({"image_id": ["a", "b", "c"], "p_WS": [0.5, 0.1, 0.2], "p_22q": [0.1, 0.6, 0.2], "p_control": [0.3, 0.2, 0.2]})
+    predictions = pd.DataFrame(
+        {"image_id": ["a", "b", "c"], "p_WS": [0.5, 0.1, 0.2], "p_22q": [0.1, 0.6, 0.2], "p_control": [0.3, 0.2, 0.2]}
+    )
     assert model_answers(predictions, "WS").tolist() == ["WS", "other", "other"]  # a tie counts as other
     assert model_answers(predictions, "22q").tolist() == ["other", "22q", "other"]
 
 
 def test_image_table_shares_and_model_correctness_by_hand():
     predictions = pd.DataFrame(
-        {"image_id": ["w", "c"], "disease": ["WS", "control"], "age_group": ["infant", "infant"], "p_WS": [0.6, 0.6], "p_22q": [0.1, 0.1], "p_control": [0.2, 0.2]}
+        {
+            "image_id": ["w", "c"],
+            "disease": ["WS", "control"],
+            "age_group": ["infant", "infant"],
+            "p_WS": [0.6, 0.6],
+            "p_22q": [0.1, 0.1],
+            "p_control": [0.2, 0.2],
+        }
     )
     answers = pd.DataFrame(
-        {"rater_id": ["r1", "r2", "r3", "r1", "r2"], "survey": "WS", "image_id": ["w", "w", "w", "c", "c"], "answer": ["WS", "other", "WS", "other", "other"]}
+        {
+            "rater_id": ["r1", "r2", "r3", "r1", "r2"],
+            "survey": "WS",
+            "image_id": ["w", "w", "w", "c", "c"],
+            "answer": ["WS", "other", "WS", "other", "other"],
+        }
     )
     images = image_table(answers, {"real": predictions}).set_index("image_id")
     assert images.loc["w", ["n_raters", "n_correct"]].tolist() == [3, 2]
     assert images.loc["w", "human_accuracy"] == pytest.approx(2 / 3) and images.loc["c", "human_accuracy"] == 1.0
-    assert images.loc["w", "model_correct"] == 1 and images.loc["c", "model_correct"] == 0  # the model says WS for the control
+    assert (
+        images.loc["w", "model_correct"] == 1 and images.loc["c", "model_correct"] == 0
+    )  # the model says WS for the control
     with pytest.raises(ValueError, match="without a prediction: zz"):
         image_table(pd.concat([answers, answers.iloc[:1].assign(image_id="zz")]), {"real": predictions})
 
@@ -149,7 +181,10 @@ def test_image_table_shares_and_model_correctness_by_hand():
 def demo_run():
     manifest = make_manifest(per_group=6)
     answers = pd.concat([simulate_survey(manifest, s, 8, 25, 0.5, seed=1) for s in SURVEYS], ignore_index=True)
-    predictions = {"real": make_predictions(manifest, 0.8, 1), "real+age_progression": make_predictions(manifest, 0.9, 2)}
+    predictions = {
+        "real": make_predictions(manifest, 0.8, 1),
+        "real+age_progression": make_predictions(manifest, 0.9, 2),
+    }
     images = image_table(answers, predictions)
     return manifest, answers, predictions, images, group_table(images, n_permutations=200, seed=4)
 
@@ -159,12 +194,23 @@ def test_group_statistics_equal_the_library_calls_on_the_groups_vectors(demo_run
     rows = groups[(groups["level"] == "age_group") & (groups["variant"] == "real")]
     assert len(rows) == 20
     row = rows[(rows["survey"] == "22q") & (rows["truth"] == "other") & (rows["age_group"] == "child")].iloc[0]
-    part = images[(images["variant"] == "real") & (images["survey"] == "22q") & (images["truth"] == "other") & (images["age_group"] == "child")]
+    part = images[
+        (images["variant"] == "real")
+        & (images["survey"] == "22q")
+        & (images["truth"] == "other")
+        & (images["age_group"] == "child")
+    ]
     model, human = part["model_correct"].to_numpy(float), part["human_accuracy"].to_numpy(float)
-    assert row["n_images"] == 6 and row["human_accuracy"] == pytest.approx(human.mean()) and row["model_accuracy"] == pytest.approx(model.mean())
+    assert (
+        row["n_images"] == 6
+        and row["human_accuracy"] == pytest.approx(human.mean())
+        and row["model_accuracy"] == pytest.approx(model.mean())
+    )
     seed = derive_seed(4, "compare-clinicians", "real", "22q", "other", "child")
     assert row["p_permutation"] == permutation_pvalue(model, human, 200, seed)
-    assert rows["p_permutation_bh"].to_numpy() == pytest.approx(multipletests(rows["p_permutation"], method="fdr_bh")[1])
+    assert rows["p_permutation_bh"].to_numpy() == pytest.approx(
+        multipletests(rows["p_permutation"], method="fdr_bh")[1]
+    )
 
     overall = groups[(groups["level"] == "survey") & (groups["variant"] == "real") & (groups["survey"] == "WS")].iloc[0]
     part = images[(images["variant"] == "real") & (images["survey"] == "WS")]
@@ -189,7 +235,10 @@ def test_best_fake_variant_from_the_papers_table2():
         }
     )
     assert best_fake_variant(paper) == "real+age_progression"
-    assert best_fake_variant(paper.rename(columns=lambda c: "real" + c if c.startswith("+") else c)) == "real+age_progression"
+    assert (
+        best_fake_variant(paper.rename(columns=lambda c: "real" + c if c.startswith("+") else c))
+        == "real+age_progression"
+    )
     with pytest.raises(ValueError, match="'average'"):
         best_fake_variant(paper.iloc[:4])
 
@@ -215,7 +264,10 @@ def test_compare_command_writes_table1_clinicians_and_figure(tmp_path, demo_run)
         path = tmp_path / f"{variant}.tsv"
         table.to_csv(path, sep="\t", index=False)
         args += ["--predictions", f"{variant}={path}"]
-    outputs = {k: tmp_path / f"{k}.{ext}" for k, ext in (("table1", "tsv"), ("clinicians", "tsv"), ("images", "tsv"), ("figure", "png"))}
+    outputs = {
+        k: tmp_path / f"{k}.{ext}"
+        for k, ext in (("table1", "tsv"), ("clinicians", "tsv"), ("images", "tsv"), ("figure", "png"))
+    }
     for name, path in outputs.items():
         args += [f"--{name}", str(path)]
     assert compare.main(args) == 0
@@ -250,7 +302,14 @@ def test_simulated_raters_follow_the_survey_design():
     with pytest.raises(ValueError, match="multiple of 5"):
         simulate_survey(manifest, "WS", 6, 24, 0.5, seed=3)
     with pytest.raises(ValueError, match="no other test image of age group infant"):
-        simulate_survey(manifest[~((manifest["disease"] == "control") & (manifest["age_group"] == "infant"))], "WS", 6, 25, 0.5, seed=3)
+        simulate_survey(
+            manifest[~((manifest["disease"] == "control") & (manifest["age_group"] == "infant"))],
+            "WS",
+            6,
+            25,
+            0.5,
+            seed=3,
+        )
 
 
 def test_large_simulation_reproduces_the_papers_accuracies():
@@ -259,7 +318,11 @@ def test_large_simulation_reproduces_the_papers_accuracies():
     answers = pd.concat([simulate_survey(manifest, s, n_raters, 25, 0.5, seed=1) for s in SURVEYS], ignore_index=True)
     answers = answers.merge(manifest[["image_id", "disease", "age_group"]], on="image_id")
     answers["truth"] = np.where(answers["disease"] == "control", "other", answers["disease"])
-    accuracy = (answers["answer"] == answers["truth"]).groupby([answers["survey"], answers["truth"], answers["age_group"]]).mean()
+    accuracy = (
+        (answers["answer"] == answers["truth"])
+        .groupby([answers["survey"], answers["truth"], answers["age_group"]])
+        .mean()
+    )
     n = n_raters * 5
     for key, target in PAPER_HUMAN_ACCURACY.items():
         assert abs(accuracy[key] - target) < 4 * np.sqrt(target * (1 - target) / n), key
@@ -267,7 +330,9 @@ def test_large_simulation_reproduces_the_papers_accuracies():
 
 def test_survey_table_checks(tmp_path):
     path = tmp_path / "s.tsv"
-    pd.DataFrame({"rater_id": ["r1", "r1"], "survey": ["WS", "WS"], "image_id": ["a", "a"], "answer": ["WS", "22q"]}).to_csv(path, sep="\t", index=False)
+    pd.DataFrame(
+        {"rater_id": ["r1", "r1"], "survey": ["WS", "WS"], "image_id": ["a", "a"], "answer": ["WS", "22q"]}
+    ).to_csv(path, sep="\t", index=False)
     with pytest.raises(ValueError) as error:
         read_survey([path])
     assert "'22q' in the WS survey" in str(error.value) and "same image twice" in str(error.value)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from syndface.clinicians import qualtrics
-from syndface.clinicians.qualtrics import pseudonym, QualtricsError, import_qualtrics
+from syndface.clinicians.qualtrics import QualtricsError, import_qualtrics, pseudonym
 from syndface.io import read_tsv
 
 META = ["StartDate", "EndDate", "Status", "Progress", "Finished", "ResponseId", "RecipientEmail"]
@@ -19,7 +19,19 @@ WS, OTHER_TEXT = "Williams Syndrome", "Other Condition"
 
 # (start, status, progress, finished, response id, email, Q1..Q4, Q_age), in export order.
 RESPONSES = [
-    ("2021-03-02 09:00:00", "IP Address", "100", "True", "R_a1", "a@x.org", WS, OTHER_TEXT, "", " other condition ", "infants"),
+    (
+        "2021-03-02 09:00:00",
+        "IP Address",
+        "100",
+        "True",
+        "R_a1",
+        "a@x.org",
+        WS,
+        OTHER_TEXT,
+        "",
+        " other condition ",
+        "infants",
+    ),
     ("2021-03-04 09:00:00", "IP Address", "100", "True", "R_b2", "b@x.org", OTHER_TEXT, OTHER_TEXT, WS, WS, ""),
     ("2021-03-05 09:00:00", "IP Address", "100", "True", "R_a2", "a@x.org", OTHER_TEXT, WS, WS, WS, ""),
     ("2021-03-03 09:00:00", "IP Address", "100", "True", "R_b1", "b@x.org", WS, "", OTHER_TEXT, "", ""),
@@ -51,7 +63,11 @@ def export(tmp_path):
     mapping = tmp_path / "map.tsv"
     # Q3 is mapped by its ImportId; a 22q row must be ignored when importing the WS survey.
     pd.DataFrame(
-        {"question_id": ["Q1", "Q2", "QID13", "Q4", "Q1"], "image_id": ["ws_01", "ctl_01", "ws_02", "ctl_02", "q22_01"], "survey": ["WS"] * 4 + ["22q"]}
+        {
+            "question_id": ["Q1", "Q2", "QID13", "Q4", "Q1"],
+            "image_id": ["ws_01", "ctl_01", "ws_02", "ctl_02", "q22_01"],
+            "survey": ["WS"] * 4 + ["22q"],
+        }
     ).to_csv(mapping, sep="\t", index=False)
     return path, mapping
 
@@ -104,7 +120,9 @@ def test_rater_column_is_configurable(tmp_path, export):
 
 def test_unknown_answer_text_fails_until_it_is_mapped(tmp_path):
     path, mapping = tmp_path / "e.csv", tmp_path / "m.tsv"
-    rows = [("2021-03-02 09:00:00", "IP Address", "100", "True", "R_1", "a@x.org", "WS (Williams)", OTHER_TEXT, "", "", "")]
+    rows = [
+        ("2021-03-02 09:00:00", "IP Address", "100", "True", "R_1", "a@x.org", "WS (Williams)", OTHER_TEXT, "", "", "")
+    ]
     write_export(path, rows)
     pd.DataFrame({"question_id": ["Q1", "Q2"], "image_id": ["i1", "i2"]}).to_csv(mapping, sep="\t", index=False)
     with pytest.raises(QualtricsError, match="unknown answer text.*'WS \\(Williams\\)'"):
@@ -132,7 +150,18 @@ def test_bad_exports_and_mappings_fail_with_a_fix(tmp_path, export):
 def test_command_writes_answers_and_rejects(tmp_path, export):
     path, mapping = export
     out, rejects = tmp_path / "long.tsv", tmp_path / "rejects.tsv"
-    argv = ["--qualtrics", str(path), "--mapping", str(mapping), "--survey", "WS", "--out", str(out), "--rejects", str(rejects)]
+    argv = [
+        "--qualtrics",
+        str(path),
+        "--mapping",
+        str(mapping),
+        "--survey",
+        "WS",
+        "--out",
+        str(out),
+        "--rejects",
+        str(rejects),
+    ]
     assert qualtrics.main(argv) == 0
     assert read_tsv(out).columns.tolist()[:4] == ["rater_id", "survey", "image_id", "answer"]
     assert len(read_tsv(out)) == 6 and len(read_tsv(rejects)) == 5

@@ -2,11 +2,11 @@ import json
 
 import pandas as pd
 import pytest
+from conftest import DATA, REPO
 
 from syndface.cohort import build, importers
 from syndface.cohort.manifest import ManifestError, load_schema, validate_manifest
 from syndface.io import read_tsv
-from conftest import DATA, REPO
 
 SCHEMA = load_schema(REPO / "workflow/schemas/manifest.schema.yaml")
 AGE_MAP = importers.DEFAULT_FAIRFACE_AGE_MAP
@@ -47,7 +47,10 @@ def test_paper_csv_rejects_unmappable_rows_with_reasons(tmp_path):
     )
     rows, rejects = importers.import_paper_csv({"path": csv, "strip_prefix": "/data/x/", "image_root": "imgs"})
     assert rows["image_id"].tolist() == [
-        "WS_early6_WS2y", "22q11DS_late47_22q11DSyoungadult", "33790_01_Normalyoungchild", "Controls_x1_Controlsadolecence",
+        "WS_early6_WS2y",
+        "22q11DS_late47_22q11DSyoungadult",
+        "33790_01_Normalyoungchild",
+        "Controls_x1_Controlsadolecence",
     ]
     assert rows["age_group"].tolist() == ["infant", "young_adult", "child", "adolescent"]
     assert rows["disease"].tolist() == ["WS", "22q", "unaffected", "control"]
@@ -73,7 +76,10 @@ def test_fairface_age_map_exclusion_and_test_share(tmp_path):
     spec = {"path": csv, "image_root": "fairface", "test_fraction": 0.25}
     rows, rejects = importers.import_fairface(spec, age_map, seed=3)
     assert len(rows) == 160 and len(rejects) == 21
-    assert set(rejects["reason"]) == {"age bin '30-39' excluded by fairface_age_map", "age bin 'unknown' not in fairface_age_map"}
+    assert set(rejects["reason"]) == {
+        "age bin '30-39' excluded by fairface_age_map",
+        "age bin 'unknown' not in fairface_age_map",
+    }
     assert rows["path"].iloc[1] == "fairface/train/1.jpg" and rows["image_id"].iloc[1] == "fairface_train_1"
     assert (rows["disease"] == "unaffected").all() and (rows["source"] == "auxiliary").all()
     assert rows["gender"].iloc[0] == "Male"
@@ -92,7 +98,9 @@ def _tsv(tmp_path, rows, name="cohort.tsv"):
     return path
 
 
-ROW = dict(image_id="a1", path="img/a1.png", disease="WS", age_group="child", source="cohort", subject_id="s1", split="train")
+ROW = dict(
+    image_id="a1", path="img/a1.png", disease="WS", age_group="child", source="cohort", subject_id="s1", split="train"
+)
 
 
 def test_syndface_tsv_keeps_extra_columns(tmp_path):
@@ -122,11 +130,25 @@ def test_bad_manifests_fail_naming_the_problem(tmp_path, bad, message):
 def test_build_manifest_command_writes_manifest_rejects_and_summary(tmp_path):
     cohort = _tsv(tmp_path, [ROW, {**ROW, "image_id": "b", "subject_id": "s9", "disease": "22q", "split": "test"}])
     paper = tmp_path / "paper.csv"
-    paper.write_text("name,path,label,fold,is_ext\nWS_e1_WS2y.png,x/WS_e1_WS2y.png,WS,1,0\nX_1_Xfoo.png,x/X.png,Other,0,0\n")
+    paper.write_text(
+        "name,path,label,fold,is_ext\nWS_e1_WS2y.png,x/WS_e1_WS2y.png,WS,1,0\nX_1_Xfoo.png,x/X.png,Other,0,0\n"
+    )
     out = tmp_path / "results"
     inputs = [{"format": "syndface", "path": str(cohort)}, {"format": "paper_csv", "path": str(paper)}]
-    argv = ["--inputs", json.dumps(inputs), "--seed", "1", "--schema", str(REPO / "workflow/schemas/manifest.schema.yaml"),
-            "--out", str(out / "manifest.tsv"), "--rejects", str(out / "rejects.tsv"), "--summary", str(out / "summary.tsv")]
+    argv = [
+        "--inputs",
+        json.dumps(inputs),
+        "--seed",
+        "1",
+        "--schema",
+        str(REPO / "workflow/schemas/manifest.schema.yaml"),
+        "--out",
+        str(out / "manifest.tsv"),
+        "--rejects",
+        str(out / "rejects.tsv"),
+        "--summary",
+        str(out / "summary.tsv"),
+    ]
     assert build.main(argv) == 0
     manifest = read_tsv(out / "manifest.tsv")
     assert manifest["image_id"].tolist() == ["a1", "b", "WS_e1_WS2y"]
@@ -139,4 +161,6 @@ def test_duplicate_ids_across_inputs_stop_the_build(tmp_path):
     one = _tsv(tmp_path, [ROW], "one.tsv")
     two = _tsv(tmp_path, [{**ROW, "subject_id": "s5"}], "two.tsv")
     with pytest.raises(ManifestError, match="duplicate image_id.*a1"):
-        build.build_manifest([{"format": "syndface", "path": one}, {"format": "syndface", "path": two}], AGE_MAP, 1, SCHEMA)
+        build.build_manifest(
+            [{"format": "syndface", "path": one}, {"format": "syndface", "path": two}], AGE_MAP, 1, SCHEMA
+        )

@@ -143,8 +143,15 @@ def _plain_shot(gen, roll):
     shot = sample_shot(gen, grey=False)
     white = (255.0, 255.0, 255.0)
     return dataclasses.replace(
-        shot, roll_deg=roll, background=white, backdrop=white, blur_radius=0.0, jpeg_quality=0,
-        light_strength=0.0, brightness=1.0, colour_cast=(1.0, 1.0, 1.0),
+        shot,
+        roll_deg=roll,
+        background=white,
+        backdrop=white,
+        blur_radius=0.0,
+        jpeg_quality=0,
+        light_strength=0.0,
+        brightness=1.0,
+        colour_cast=(1.0, 1.0, 1.0),
     )
 
 

@@ -16,8 +16,17 @@ def _manifest(n_subjects=400, seed=0):
         split = "test" if s % 10 == 0 else "train"
         for k in range(gen.integers(1, 4)):
             age = AGE_GROUPS[min(4, first + k)]
-            rows.append(dict(image_id=f"s{s}_{k}", path="x", disease=disease, age_group=age, source="cohort",
-                             subject_id=f"s{s}", split=split))
+            rows.append(
+                dict(
+                    image_id=f"s{s}_{k}",
+                    path="x",
+                    disease=disease,
+                    age_group=age,
+                    source="cohort",
+                    subject_id=f"s{s}",
+                    split=split,
+                )
+            )
     return pd.DataFrame(rows)
 
 

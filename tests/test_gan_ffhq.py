@@ -55,9 +55,14 @@ def nvidia_modules(monkeypatch):
 
     Network.__module__, Network.__qualname__ = network.__name__, "Network"
     network.Network = Network
-    for name, module in (("torch_utils", types.ModuleType("torch_utils")), ("torch_utils.persistence", persistence),
-                         ("dnnlib", types.ModuleType("dnnlib")), ("dnnlib.util", util),
-                         ("dnnlib.tflib", types.ModuleType("dnnlib.tflib")), ("dnnlib.tflib.network", network)):
+    for name, module in (
+        ("torch_utils", types.ModuleType("torch_utils")),
+        ("torch_utils.persistence", persistence),
+        ("dnnlib", types.ModuleType("dnnlib")),
+        ("dnnlib.util", util),
+        ("dnnlib.tflib", types.ModuleType("dnnlib.tflib")),
+        ("dnnlib.tflib.network", network),
+    ):
         monkeypatch.setitem(sys.modules, name, module)
     return types.SimpleNamespace(reconstruct=_reconstruct_persistent_obj, EasyDict=EasyDict, Network=Network)
 
@@ -69,25 +74,49 @@ class Persistent:
         self.reconstruct, self.class_name, self.state = reconstruct, class_name, state
 
     def __reduce__(self):
-        meta = {"type": "class", "version": 6, "module_src": "import os\nos.system('echo pwned')\n",
-                "class_name": self.class_name, "state": self.state}
+        meta = {
+            "type": "class",
+            "version": 6,
+            "module_src": "import os\nos.system('echo pwned')\n",
+            "class_name": self.class_name,
+            "state": self.state,
+        }
         return self.reconstruct, (meta,)
 
 
 def official_tree(flat: dict[str, torch.Tensor], fake) -> Persistent:
     """Nest a flat state dict into persistent module records, as the official pickle stores modules."""
+
     def node(prefix: str) -> Persistent:
-        params = collections.OrderedDict((k[len(prefix):], torch.nn.Parameter(v.clone())) for k, v in flat.items()
-                                         if k.startswith(prefix) and "." not in k[len(prefix):] and "noise_const" not in k and "w_avg" not in k)
-        buffers = collections.OrderedDict((k[len(prefix):], v.clone()) for k, v in flat.items()
-                                          if k.startswith(prefix) and "." not in k[len(prefix):] and k not in params and k[len(prefix):] not in params)
-        children = sorted({k[len(prefix):].split(".")[0] for k in flat if k.startswith(prefix) and "." in k[len(prefix):]})
+        params = collections.OrderedDict(
+            (k[len(prefix) :], torch.nn.Parameter(v.clone()))
+            for k, v in flat.items()
+            if k.startswith(prefix) and "." not in k[len(prefix) :] and "noise_const" not in k and "w_avg" not in k
+        )
+        buffers = collections.OrderedDict(
+            (k[len(prefix) :], v.clone())
+            for k, v in flat.items()
+            if k.startswith(prefix)
+            and "." not in k[len(prefix) :]
+            and k not in params
+            and k[len(prefix) :] not in params
+        )
+        children = sorted(
+            {k[len(prefix) :].split(".")[0] for k in flat if k.startswith(prefix) and "." in k[len(prefix) :]}
+        )
         modules = collections.OrderedDict((c, node(f"{prefix}{c}.")) for c in children)
         if prefix.endswith("conv1.") and "synthesis" in prefix:
             buffers["resample_filter"] = torch.ones(4, 4) / 16
-        state = {"_parameters": params, "_buffers": buffers, "_modules": modules, "training": False,
-                 "_init_kwargs": fake.EasyDict(channel_base=ARCH.channel_base), "weight_gain": np.float64(0.5)}
+        state = {
+            "_parameters": params,
+            "_buffers": buffers,
+            "_modules": modules,
+            "training": False,
+            "_init_kwargs": fake.EasyDict(channel_base=ARCH.channel_base),
+            "weight_gain": np.float64(0.5),
+        }
         return Persistent(fake.reconstruct, "Module", state)
+
     return node("")
 
 
@@ -105,7 +134,11 @@ def unconditional_source(seed: int) -> dict[str, dict[str, torch.Tensor]]:
 
 def write_official_pickle(path, source, fake) -> None:
     with open(path, "wb") as fh:
-        pickle.dump({k: official_tree(v, fake) for k, v in source.items()} | {"augment_pipe": None, "training_set_kwargs": None}, fh)
+        pickle.dump(
+            {k: official_tree(v, fake) for k, v in source.items()}
+            | {"augment_pipe": None, "training_set_kwargs": None},
+            fh,
+        )
 
 
 def test_refuses_a_pickle_that_would_run_code(tmp_path):
@@ -132,7 +165,9 @@ def test_loads_the_official_structure_without_running_its_source(tmp_path, nvidi
     loaded = load_source_networks(path)
     assert "pwned" not in capfd.readouterr().out
     for key in ("G", "D", "G_ema"):
-        assert set(loaded[key]) - {"synthesis.b8.conv1.resample_filter", "synthesis.b4.conv1.resample_filter"} == set(source[key])
+        assert set(loaded[key]) - {"synthesis.b8.conv1.resample_filter", "synthesis.b4.conv1.resample_filter"} == set(
+            source[key]
+        )
         for name, tensor in source[key].items():
             assert torch.equal(loaded[key][name], tensor), name
 
@@ -155,7 +190,9 @@ def test_transfer_keeps_ffhq_mapping_and_leaves_label_parts_fresh(tmp_path, nvid
     z, labels = torch.randn(3, ARCH.z_dim), label_vectors(["WS", "22q", "control"], ["infant", "child", "older_adult"])
     ours = G.mapping.fc0(G.mapping.mapping_input(z, labels))
     w, b = source["G"]["mapping.fc0.weight"], source["G"]["mapping.fc0.bias"]
-    ffhq = F.leaky_relu(F.linear(normalize_2nd_moment(z), w * 0.01 / math.sqrt(ARCH.z_dim), b * 0.01), 0.2) * math.sqrt(2)
+    ffhq = F.leaky_relu(F.linear(normalize_2nd_moment(z), w * 0.01 / math.sqrt(ARCH.z_dim), b * 0.01), 0.2) * math.sqrt(
+        2
+    )
     assert torch.allclose(ours, ffhq, atol=1e-6)
 
 
@@ -175,7 +212,9 @@ def tf_variables(flat: dict[str, torch.Tensor], generator: bool) -> dict[str, np
         a = t.numpy()
         parts = name.split(".")
         if generator and parts[0] == "mapping":
-            out["dlatent_avg" if parts[1] == "w_avg" else f"mapping/Dense{parts[1][2:]}/{parts[2]}"] = a.T if a.ndim == 2 else a
+            out["dlatent_avg" if parts[1] == "w_avg" else f"mapping/Dense{parts[1][2:]}/{parts[2]}"] = (
+                a.T if a.ndim == 2 else a
+            )
             continue
         if generator:
             res, layer, leaf = int(parts[1][1:]), parts[2], ".".join(parts[3:])
@@ -187,13 +226,22 @@ def tf_variables(flat: dict[str, torch.Tensor], generator: bool) -> dict[str, np
                 index = 0 if res == 4 else 2 * int(math.log2(res)) - (5 if layer == "conv0" else 4)
                 out[f"synthesis/noise{index}"] = a[None, None]
                 continue
-            key = f"synthesis/{res}x{res}/{tf_layer}/" + {"affine.weight": "mod_weight", "affine.bias": "mod_bias"}.get(leaf, leaf)
+            key = f"synthesis/{res}x{res}/{tf_layer}/" + {"affine.weight": "mod_weight", "affine.bias": "mod_bias"}.get(
+                leaf, leaf
+            )
             if leaf == "weight":
                 a = a.transpose(2, 3, 1, 0)
                 a = a[::-1, ::-1] if layer == "conv0" else a
             out[key] = a.T if leaf == "affine.weight" else (a - 1 if leaf == "affine.bias" else a)
             continue
-        layer = {"fromrgb": "FromRGB", "conv0": "Conv0", "conv1": "Conv1_down", "skip": "Skip", "conv": "Conv", "fc": "Dense0"}.get(parts[1])
+        layer = {
+            "fromrgb": "FromRGB",
+            "conv0": "Conv0",
+            "conv1": "Conv1_down",
+            "skip": "Skip",
+            "conv": "Conv",
+            "fc": "Dense0",
+        }.get(parts[1])
         key = "Output/" + parts[2] if parts[1] == "out" else f"{parts[0][1:]}x{parts[0][1:]}/{layer}/{parts[2]}"
         out[key] = a.transpose(2, 3, 1, 0) if a.ndim == 4 else (a.T if a.ndim == 2 else a)
     return out
@@ -207,10 +255,23 @@ def test_loads_a_tf_pickle_with_components(tmp_path, nvidia_modules):
         variables = tf_variables(flat, generator)
         if not generator:
             return Network({"version": 4, "name": "D", "variables": list(variables.items()), "components": {}})
-        parts = {c: [(k[len(c) + 1:], v) for k, v in variables.items() if k.startswith(c + "/")] for c in ("mapping", "synthesis")}
-        components = nvidia_modules.EasyDict({c: Network({"name": f"G_{c}", "variables": v, "components": {}}) for c, v in parts.items()})
+        parts = {
+            c: [(k[len(c) + 1 :], v) for k, v in variables.items() if k.startswith(c + "/")]
+            for c in ("mapping", "synthesis")
+        }
+        components = nvidia_modules.EasyDict(
+            {c: Network({"name": f"G_{c}", "variables": v, "components": {}}) for c, v in parts.items()}
+        )
         own = [("dlatent_avg", variables["dlatent_avg"]), ("lod", np.float32(0))]
-        return Network({"version": 4, "name": "G", "variables": own, "components": components, "build_module_src": "raise SystemExit"})
+        return Network(
+            {
+                "version": 4,
+                "name": "G",
+                "variables": own,
+                "components": components,
+                "build_module_src": "raise SystemExit",
+            }
+        )
 
     path = tmp_path / "ffhq-tf.pkl"
     with open(path, "wb") as fh:

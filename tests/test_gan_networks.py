@@ -70,7 +70,9 @@ def test_disease_change_moves_only_the_disease_half_of_the_mapping_input():
 
 def test_blended_and_interpolated_labels_give_weighted_embeddings():
     G = tiny_generator()
-    ws_, q22, infant, old = (label_vectors([d], [a]) for d, a in (("WS", "child"), ("22q", "child"), ("WS", "infant"), ("WS", "older_adult")))
+    ws_, q22, infant, old = (
+        label_vectors([d], [a]) for d, a in (("WS", "child"), ("22q", "child"), ("WS", "infant"), ("WS", "older_adult"))
+    )
     embed = G.mapping.embed
     for c in (0.55, 0.75):
         assert torch.allclose(embed(c * ws_ + (1 - c) * q22), c * embed(ws_) + (1 - c) * embed(q22), atol=1e-6)
@@ -132,12 +134,16 @@ def test_flips_and_integer_translations_are_exact():
     y = only("xint")(x)
     shifts = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)]  # 0.125 * 16 px
     for i in range(32):
-        assert any(torch.allclose(y[i, :, 2:-2, 2:-2], torch.roll(x[i], s, (1, 2))[:, 2:-2, 2:-2], atol=1e-5) for s in shifts)
+        assert any(
+            torch.allclose(y[i, :, 2:-2, 2:-2], torch.roll(x[i], s, (1, 2))[:, 2:-2, 2:-2], atol=1e-5) for s in shifts
+        )
 
 
 def test_colour_ops_keep_grey_pixels_grey_and_p0_is_identity():
     grey = torch.full((8, 3, 4, 4), 0.3)
-    pipe = AugmentPipe(**{name: 0.0 for name in ("xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac", "brightness")})
+    pipe = AugmentPipe(
+        **{name: 0.0 for name in ("xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac", "brightness")}
+    )
     pipe.p.fill_(1.0)
     out = pipe(grey)
     assert torch.allclose(out[:, 0], out[:, 1], atol=1e-6) and torch.allclose(out[:, 1], out[:, 2], atol=1e-6)

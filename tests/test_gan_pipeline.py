@@ -29,8 +29,16 @@ def make_folds() -> pd.DataFrame:
                 n = 3 if disease == "unaffected" else (1 if (disease, age, fold) == ("WS", "infant", 2) else 2)
                 for i in range(n):
                     image_id = f"{disease}-{age}-f{fold}-{i}"
-                    rows.append({"image_id": image_id, "subject_id": image_id, "disease": disease, "age_group": age,
-                                 "source": "auxiliary" if disease == "unaffected" else "cohort", "fold": fold})
+                    rows.append(
+                        {
+                            "image_id": image_id,
+                            "subject_id": image_id,
+                            "disease": disease,
+                            "age_group": age,
+                            "source": "auxiliary" if disease == "unaffected" else "cohort",
+                            "fold": fold,
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -41,7 +49,9 @@ def folds() -> pd.DataFrame:
 
 def cache_index(folds: pd.DataFrame, drop: tuple[str, ...] = ()) -> pd.DataFrame:
     index = folds[~folds["image_id"].isin(drop)].reset_index(drop=True)
-    return index.assign(row=np.arange(len(index)), split="train")[["row", "image_id", "disease", "age_group", "source", "subject_id", "split"]]
+    return index.assign(row=np.arange(len(index)), split="train")[
+        ["row", "image_id", "disease", "age_group", "source", "subject_id", "split"]
+    ]
 
 
 def test_training_set_excludes_the_held_out_fold_and_oversamples(folds):
@@ -69,8 +79,18 @@ def tiny_trainer(folds: pd.DataFrame, kimg: float, lr: float = 0.002) -> tuple[t
     images = np.random.default_rng(0).integers(0, 256, (len(index), 8, 8, 3), dtype=np.uint8)
     ts = train.gan_training_set(index, folds, fold=0, oversample=2, unaffected_per_age=2, seed=1)
     # ADA target -1: p jumps to 1 at the first adjustment, so every step after it augments.
-    opts = train.TrainOptions(kimg=kimg, batch=4, lr=lr, ema_kimg=0.01, ada_target=-1.0, ada_kimg=0.002, ada_interval=1,
-                              g_reg_interval=2, d_reg_interval=2, seed=5)
+    opts = train.TrainOptions(
+        kimg=kimg,
+        batch=4,
+        lr=lr,
+        ema_kimg=0.01,
+        ada_target=-1.0,
+        ada_kimg=0.002,
+        ada_interval=1,
+        g_reg_interval=2,
+        d_reg_interval=2,
+        seed=5,
+    )
     trainer = train.GanTrainer(ARCH, opts, *train.training_tensors(images, ts), torch.device("cpu"))
     return trainer, train.run_signature(ARCH, opts, {"fold": 0}, ts)
 
@@ -114,19 +134,76 @@ def test_commands_train_a_gan_and_write_every_fake_type(tmp_path, folds):
     write_cache(folds, tmp_path / "cache")
     write_tsv(folds, tmp_path / "folds.tsv")
     gan = tmp_path / "gan" / "fold1"
-    arch_args = ["--resolution", "8", "--channel-base", "64", "--channel-max", "8", "--z-dim", "8", "--w-dim", "8",
-                 "--mapping-layers", "2", "--mbstd-group", "2"]
-    assert train.main(["--cache", str(tmp_path / "cache"), "--folds", str(tmp_path / "folds.tsv"), "--fold", "1",
-                       "--out-dir", str(gan), *arch_args, "--kimg", "0.008", "--batch", "4", "--snapshot-kimg", "0.004",
-                       "--unaffected-per-age", "2", "--seed", "1", "--device", "cpu"]) == 0
+    arch_args = [
+        "--resolution",
+        "8",
+        "--channel-base",
+        "64",
+        "--channel-max",
+        "8",
+        "--z-dim",
+        "8",
+        "--w-dim",
+        "8",
+        "--mapping-layers",
+        "2",
+        "--mbstd-group",
+        "2",
+    ]
+    assert (
+        train.main(
+            [
+                "--cache",
+                str(tmp_path / "cache"),
+                "--folds",
+                str(tmp_path / "folds.tsv"),
+                "--fold",
+                "1",
+                "--out-dir",
+                str(gan),
+                *arch_args,
+                "--kimg",
+                "0.008",
+                "--batch",
+                "4",
+                "--snapshot-kimg",
+                "0.004",
+                "--unaffected-per-age",
+                "2",
+                "--seed",
+                "1",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     G, ckpt = load_network(gan / "network.pt")
     assert G.arch == ARCH and ckpt["training"]["data"]["fold"] == 1
     assert (gan / "checkpoint.pt").exists() and len(list((gan / "samples").glob("*.png"))) == 2
     assert not set(read_tsv(gan / "training_set.tsv")["image_id"]) & set(folds.loc[folds["fold"] == 1, "image_id"])
 
-    assert fakes.main(["--network", str(gan / "network.pt"), "--folds", str(tmp_path / "folds.tsv"), "--fold", "1",
-                       "--fake-types", *FAKE_TYPES, "--seed", "1", "--out-dir", str(tmp_path / "fakes" / "fold1"),
-                       "--device", "cpu"]) == 0
+    assert (
+        fakes.main(
+            [
+                "--network",
+                str(gan / "network.pt"),
+                "--folds",
+                str(tmp_path / "folds.tsv"),
+                "--fold",
+                "1",
+                "--fake-types",
+                *FAKE_TYPES,
+                "--seed",
+                "1",
+                "--out-dir",
+                str(tmp_path / "fakes" / "fold1"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     for fake_type in FAKE_TYPES:
         out = tmp_path / "fakes" / "fold1" / fake_type
         manifest = read_tsv(out / "manifest.tsv")
@@ -135,8 +212,24 @@ def test_commands_train_a_gan_and_write_every_fake_type(tmp_path, folds):
         assert (manifest["fold"] == 1).all() and (manifest["fake_type"] == fake_type).all()
     assert (tmp_path / "fakes" / "fold1" / "age_progression" / "progression_strips.png").is_file()
     with pytest.raises(SystemExit, match="fold 1's GAN, not fold 0's"):
-        fakes.main(["--network", str(gan / "network.pt"), "--folds", str(tmp_path / "folds.tsv"), "--fold", "0",
-                    "--fake-types", "unrelated", "--seed", "1", "--out-dir", str(tmp_path / "x"), "--device", "cpu"])
+        fakes.main(
+            [
+                "--network",
+                str(gan / "network.pt"),
+                "--folds",
+                str(tmp_path / "folds.tsv"),
+                "--fold",
+                "0",
+                "--fake-types",
+                "unrelated",
+                "--seed",
+                "1",
+                "--out-dir",
+                str(tmp_path / "x"),
+                "--device",
+                "cpu",
+            ]
+        )
 
 
 def test_fake_counts_fill_rare_ages_and_ignore_the_held_out_fold(folds):
@@ -202,19 +295,33 @@ def test_rendering_is_deterministic_and_psi_zero_collapses_to_the_label():
 def test_privacy_audit_finds_the_copied_face_and_says_which_embedding():
     rng = np.random.default_rng(0)
     train_images = {f"t{i}": rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for i in range(4)}
-    training = pd.DataFrame({"gan_fold": [0, 0, 0, 1], "image_id": ["t0", "t1", "t2", "t3"], "disease": ["WS", "22q", "control", "WS"],
-                             "age_group": ["child"] * 4})
+    training = pd.DataFrame(
+        {
+            "gan_fold": [0, 0, 0, 1],
+            "image_id": ["t0", "t1", "t2", "t3"],
+            "disease": ["WS", "22q", "control", "WS"],
+            "age_group": ["child"] * 4,
+        }
+    )
     fake_images = [train_images["t1"], rng.integers(0, 256, (16, 16, 3), dtype=np.uint8), train_images["t2"]]
-    fakes_df = pd.DataFrame({"image_id": ["a", "b", "c"], "fold": [0, 0, 1], "fake_type": "unrelated",
-                             "disease": "WS", "age_group": "child"})
+    fakes_df = pd.DataFrame(
+        {
+            "image_id": ["a", "b", "c"],
+            "fold": [0, 0, 1],
+            "fake_type": "unrelated",
+            "disease": "WS",
+            "age_group": "child",
+        }
+    )
     ids = list(training["image_id"])
     # Descriptors: dlib "finds" faces in fake a and in t0, t1; the 128-D vectors are hand-set.
     train_desc = np.zeros((4, 128), np.float32)
     train_desc[1, 0] = 0.5
     fake_desc = np.zeros((3, 128), np.float32)
     fake_desc[0, 0] = 0.45
-    train_emb = privacy.Embeddings(train_desc, np.array([True, True, False, False]),
-                                   privacy.pixel_embedding([train_images[i] for i in ids], 8))
+    train_emb = privacy.Embeddings(
+        train_desc, np.array([True, True, False, False]), privacy.pixel_embedding([train_images[i] for i in ids], 8)
+    )
     fake_emb = privacy.Embeddings(fake_desc, np.array([True, False, True]), privacy.pixel_embedding(fake_images, 8))
     result = privacy.audit(fakes_df, fake_emb, training, train_emb, pixel_threshold=0.05)
     a, b, c = result.itertuples()
@@ -238,21 +345,70 @@ def test_privacy_audit_pixels_only_finds_a_copied_training_image(tmp_path):
     cache = tmp_path / "cache"
     cache.mkdir()
     np.save(cache / "images.npy", images)
-    write_tsv(pd.DataFrame({"row": range(3), "image_id": ["t0", "t1", "t2"], "disease": "WS", "age_group": "child",
-                            "source": "cohort", "subject_id": ["s0", "s1", "s2"], "split": "train"}), cache / "index.tsv")
+    write_tsv(
+        pd.DataFrame(
+            {
+                "row": range(3),
+                "image_id": ["t0", "t1", "t2"],
+                "disease": "WS",
+                "age_group": "child",
+                "source": "cohort",
+                "subject_id": ["s0", "s1", "s2"],
+                "split": "train",
+            }
+        ),
+        cache / "index.tsv",
+    )
     training = tmp_path / "training_set.tsv"
-    write_tsv(pd.DataFrame({"image_id": ["t0", "t1", "t2"], "disease": "WS", "age_group": "child", "copies": 1, "gan_fold": 0}), training)
+    write_tsv(
+        pd.DataFrame(
+            {"image_id": ["t0", "t1", "t2"], "disease": "WS", "age_group": "child", "copies": 1, "gan_fold": 0}
+        ),
+        training,
+    )
     paths = [tmp_path / "copy.png", tmp_path / "new.png"]
     Image.fromarray(images[1]).save(paths[0])
     Image.fromarray(gen.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(paths[1])
     fakes_tsv = tmp_path / "fakes.tsv"
-    write_tsv(pd.DataFrame({"image_id": ["copy", "new"], "path": list(map(str, paths)), "fold": 0, "fake_type": "unrelated",
-                            "disease": "WS", "age_group": "child"}), fakes_tsv)
+    write_tsv(
+        pd.DataFrame(
+            {
+                "image_id": ["copy", "new"],
+                "path": list(map(str, paths)),
+                "fold": 0,
+                "fake_type": "unrelated",
+                "disease": "WS",
+                "age_group": "child",
+            }
+        ),
+        fakes_tsv,
+    )
     out, summary = tmp_path / "privacy.tsv", tmp_path / "summary.tsv"
-    assert privacy.main(["--fakes", str(fakes_tsv), "--training-sets", str(training), "--cache", str(cache),
-                         "--embedding", "pixels", "--fallback-size", "16", "--out", str(out), "--summary", str(summary)]) == 0
+    assert (
+        privacy.main(
+            [
+                "--fakes",
+                str(fakes_tsv),
+                "--training-sets",
+                str(training),
+                "--cache",
+                str(cache),
+                "--embedding",
+                "pixels",
+                "--fallback-size",
+                "16",
+                "--out",
+                str(out),
+                "--summary",
+                str(summary),
+            ]
+        )
+        == 0
+    )
     result = read_tsv(out).set_index("image_id")
     assert set(result["method"]) == {"pixels"}
-    assert result.loc["copy", "nearest_image_id"] == "t1" and result.loc["copy", "distance"] == pytest.approx(0, abs=1e-6)
+    assert result.loc["copy", "nearest_image_id"] == "t1" and result.loc["copy", "distance"] == pytest.approx(
+        0, abs=1e-6
+    )
     assert bool(result.loc["copy", "under_threshold"]) and not bool(result.loc["new", "under_threshold"])
     assert "dlib was not used" in out.read_text().splitlines()[0]

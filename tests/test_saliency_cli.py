@@ -13,13 +13,17 @@ from syndface.io import read_tsv, save_torch, write_tsv
 from syndface.saliency.occlusion import fold_mean, occlusion_maps
 from syndface.taxonomy import AGE_GROUPS, disease_index
 
-
 SIZE = 32
 # (disease, age_group, split, count)
 COHORT = [
-    ("WS", "infant", "test", 3), ("WS", "older_adult", "test", 3), ("WS", "child", "test", 2),
-    ("22q", "infant", "test", 2), ("22q", "young_adult", "test", 2), ("control", "adolescent", "test", 2),
-    ("unaffected", "child", "test", 2), ("WS", "infant", "train", 2),
+    ("WS", "infant", "test", 3),
+    ("WS", "older_adult", "test", 3),
+    ("WS", "child", "test", 2),
+    ("22q", "infant", "test", 2),
+    ("22q", "young_adult", "test", 2),
+    ("control", "adolescent", "test", 2),
+    ("unaffected", "child", "test", 2),
+    ("WS", "infant", "train", 2),
 ]
 
 
@@ -43,10 +47,30 @@ def study(tmp_path_factory, one_torch_thread):
         arch = {"name": "test_efficientnet", "num_classes": 4, "dropout": 0.2, "msd_samples": 5, "image_size": SIZE}
         path = root / f"fold{fold}" / "model.pt"
         path.parent.mkdir()
-        save_torch({"arch": arch, "classes": ["WS", "22q", "control", "unaffected"], "state_dict": build_classifier(**arch).state_dict()}, path)
+        save_torch(
+            {
+                "arch": arch,
+                "classes": ["WS", "22q", "control", "unaffected"],
+                "state_dict": build_classifier(**arch).state_dict(),
+            },
+            path,
+        )
         models.append(str(path))
     maps_dir = root / "maps"
-    args = ["--models", *models, "--cache", str(root / "cache"), "--window", "16", "--stride", "8", "--device", "cpu", "--num-threads", "1"]
+    args = [
+        "--models",
+        *models,
+        "--cache",
+        str(root / "cache"),
+        "--window",
+        "16",
+        "--stride",
+        "8",
+        "--device",
+        "cpu",
+        "--num-threads",
+        "1",
+    ]
     assert cli(["occlusion-maps", *args, "--batch", "4", "--out-dir", str(maps_dir)]) == 0
     return {"root": root, "images": images, "index": index, "models": models, "maps_dir": maps_dir, "args": args}
 
@@ -81,7 +105,9 @@ def test_occlusion_maps_resume_after_a_kill(study, tmp_path, monkeypatch):
         cli(["occlusion-maps", *study["args"], "--batch", "2", "--checkpoint-every", "0", "--out-dir", str(out)])
     assert (out / "checkpoint.npz").is_file() and not (out / "maps.npy").exists()
     calls["n"] = -100
-    assert cli(["occlusion-maps", *study["args"], "--batch", "2", "--checkpoint-every", "0", "--out-dir", str(out)]) == 0
+    assert (
+        cli(["occlusion-maps", *study["args"], "--batch", "2", "--checkpoint-every", "0", "--out-dir", str(out)]) == 0
+    )
     n_images = len(read_tsv(study["maps_dir"] / "index.tsv"))
     n_blocks = -(-n_images // 4)  # 4 images per block at batch 2 and 10 forwards per image
     assert calls["n"] == -100 + n_blocks - 2  # the two finished blocks were not recomputed
@@ -91,7 +117,20 @@ def test_occlusion_maps_resume_after_a_kill(study, tmp_path, monkeypatch):
 
 
 def test_composites_files_and_means(study, tmp_path):
-    assert cli(["saliency-composites", "--maps-dir", str(study["maps_dir"]), "--cache", str(study["root"] / "cache"), "--out-dir", str(tmp_path)]) == 0
+    assert (
+        cli(
+            [
+                "saliency-composites",
+                "--maps-dir",
+                str(study["maps_dir"]),
+                "--cache",
+                str(study["root"] / "cache"),
+                "--out-dir",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     maps = np.load(study["maps_dir"] / "maps.npy")
     index = read_tsv(study["maps_dir"] / "index.tsv")
     for disease in ("WS", "22q", "control"):
@@ -109,7 +148,21 @@ def test_composites_files_and_means(study, tmp_path):
 
 
 def test_permutation_test_table_and_figures(study, tmp_path):
-    args = ["permutation-test", "--maps-dir", str(study["maps_dir"]), "--models", *study["models"], "--permutations", "20", "--seed", "100", "--device", "cpu", "--num-threads", "1"]
+    args = [
+        "permutation-test",
+        "--maps-dir",
+        str(study["maps_dir"]),
+        "--models",
+        *study["models"],
+        "--permutations",
+        "20",
+        "--seed",
+        "100",
+        "--device",
+        "cpu",
+        "--num-threads",
+        "1",
+    ]
     assert cli([*args, "--out-dir", str(tmp_path)]) == 0
     table = read_tsv(tmp_path / "permutation.tsv")
     assert len(table) == 2 * (10 + 1) and (table["kind"] == "null").sum() == 2
@@ -138,13 +191,32 @@ def test_truth_check_on_demo_region_masks(study, tmp_path):
     masks = {f"mask/{d}/{g}": top_left for d in ("WS", "22q", "control") for g in AGE_GROUPS}
     save_npz({"size": np.array(SIZE), **masks}, tmp_path / "regions.npz")
     out = tmp_path / "truth_check.tsv"
-    assert cli(["saliency-truth-check", "--maps-dir", str(study["maps_dir"]), "--regions", str(tmp_path / "regions.npz"), "--zoom", "1", "--out", str(out)]) == 0
+    assert (
+        cli(
+            [
+                "saliency-truth-check",
+                "--maps-dir",
+                str(study["maps_dir"]),
+                "--regions",
+                str(tmp_path / "regions.npz"),
+                "--zoom",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     table = read_tsv(out)
     index = read_tsv(study["maps_dir"] / "index.tsv")
     groups = index.groupby(["disease", "age_group"]).size()
     per_group = table[table["age_group"] != "all"].set_index(["disease", "age_group"])["n_images"]
     assert per_group.sort_index().to_dict() == groups.sort_index().to_dict()
-    assert table[table["age_group"] == "all"].set_index("disease")["n_images"].to_dict() == {"WS": 8, "22q": 4, "control": 2}
+    assert table[table["age_group"] == "all"].set_index("disease")["n_images"].to_dict() == {
+        "WS": 8,
+        "22q": 4,
+        "control": 2,
+    }
     np.testing.assert_allclose(table["region_area"], (SIZE * SIZE / 4 - 1) / SIZE**2, atol=1e-12)
     maps = np.load(study["maps_dir"] / "maps.npy")
     ws = (index["disease"] == "WS").to_numpy()
@@ -153,7 +225,9 @@ def test_truth_check_on_demo_region_masks(study, tmp_path):
     region[0, 0] = False
     # 16 px windows at stride 8 make maps constant on 8 x 8 blocks: a peak is a tied block, scored by its share inside.
     hits = [(m == m.max())[region].sum() / (m == m.max()).sum() if m.max() > 0 else 0.0 for m in maps[ws]]
-    assert table.set_index(["disease", "age_group"]).loc[("WS", "all"), "pointing_hit_rate"] == pytest.approx(np.mean(hits))
+    assert table.set_index(["disease", "age_group"]).loc[("WS", "all"), "pointing_hit_rate"] == pytest.approx(
+        np.mean(hits)
+    )
     # The blob's four tied centre pixels: one, (15, 15), lies in the top-left quadrant.
     np.testing.assert_allclose(table["pointing_hit_rate_blob"], 0.25)
 
@@ -168,7 +242,19 @@ def test_window_scaled_from_the_paper_size():
 def test_pixel_embedding_is_the_distance_between_mean_maps(study, tmp_path):
     from syndface.saliency.embedding import map_scale
 
-    args = ["permutation-test", "--maps-dir", str(study["maps_dir"]), "--embedding", "pixels", "--diseases", "WS", "--permutations", "10", "--seed", "3"]
+    args = [
+        "permutation-test",
+        "--maps-dir",
+        str(study["maps_dir"]),
+        "--embedding",
+        "pixels",
+        "--diseases",
+        "WS",
+        "--permutations",
+        "10",
+        "--seed",
+        "3",
+    ]
     assert cli([*args, "--out-dir", str(tmp_path)]) == 0
     table = read_tsv(tmp_path / "permutation.tsv").set_index(["group_a", "group_b"])
     assert (tmp_path / "permutation.tsv").read_text().startswith("# embedding pixels")
@@ -182,5 +268,20 @@ def test_pixel_embedding_is_the_distance_between_mean_maps(study, tmp_path):
 
 def test_imagenet_embedding_needs_a_local_weights_file(study, tmp_path):
     with pytest.raises(FileNotFoundError, match="weights file"):
-        cli(["permutation-test", "--maps-dir", str(study["maps_dir"]), "--embedding", "imagenet", "--imagenet-weights", str(tmp_path / "none.pth"),
-             "--seed", "1", "--device", "cpu", "--out-dir", str(tmp_path)])
+        cli(
+            [
+                "permutation-test",
+                "--maps-dir",
+                str(study["maps_dir"]),
+                "--embedding",
+                "imagenet",
+                "--imagenet-weights",
+                str(tmp_path / "none.pth"),
+                "--seed",
+                "1",
+                "--device",
+                "cpu",
+                "--out-dir",
+                str(tmp_path),
+            ]
+        )

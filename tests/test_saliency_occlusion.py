@@ -21,8 +21,12 @@ def tiny_net():
 
 def captum_map(model, images, window, stride, targets):
     attr = Occlusion(model).attribute(
-        images, sliding_window_shapes=(3, window, window), strides=(3, stride, stride), baselines=0,
-        target=torch.as_tensor(targets), perturbations_per_eval=64,
+        images,
+        sliding_window_shapes=(3, window, window),
+        strides=(3, stride, stride),
+        baselines=0,
+        target=torch.as_tensor(targets),
+        perturbations_per_eval=64,
     )
     assert torch.equal(attr[:, 0], attr[:, 2]), "captum gives every channel of a pixel the same value"
     return attr[:, 0].double()

@@ -45,8 +45,11 @@ def test_exact_enumeration_matches_scipy():
     observed_distance = abs(a.mean() - b.mean())
     ours = p_value(observed_distance, null)
     reference = stats.permutation_test(
-        (a, b), lambda x, y, axis: np.abs(x.mean(axis) - y.mean(axis)), vectorized=True,
-        alternative="greater", n_resamples=np.inf,
+        (a, b),
+        lambda x, y, axis: np.abs(x.mean(axis) - y.mean(axis)),
+        vectorized=True,
+        alternative="greater",
+        n_resamples=np.inf,
     )
     assert ours == pytest.approx(reference.pvalue, abs=1e-12)
 
@@ -88,11 +91,14 @@ def test_region_mass_and_pointing_by_hand():
     mask[1, :2] = 0.4  # below half the peak: outside the region
     inside = region(mask, 0.5)
     assert inside.sum() == 2
-    maps = np.array([
-        [[3, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 4]],  # peak outside; 4 of 8 inside
-        [[0, 5, 0, 0], [-9, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]],  # all positive mass inside
-        [[-1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, -2]],  # no positive mass
-    ], dtype=float)
+    maps = np.array(
+        [
+            [[3, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 4]],  # peak outside; 4 of 8 inside
+            [[0, 5, 0, 0], [-9, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]],  # all positive mass inside
+            [[-1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, -2]],  # no positive mass
+        ],
+        dtype=float,
+    )
     np.testing.assert_allclose(mass_inside(maps, inside), [0.5, 1.0, np.nan])
     assert pointing_hits(maps, inside).tolist() == [0.0, 1.0, 0.0]
     tied = np.zeros((1, 4, 4))

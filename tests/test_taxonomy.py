@@ -1,8 +1,8 @@
 import pytest
 import yaml
+from conftest import REPO
 
 from syndface import taxonomy
-from conftest import REPO
 
 
 def test_schemas_use_the_taxonomy():
@@ -18,8 +18,18 @@ def test_schemas_use_the_taxonomy():
 
 @pytest.mark.parametrize(
     "years, group",
-    [(0, "infant"), (1.99, "infant"), (2, "child"), (9.9, "child"), (10, "adolescent"), (19.5, "adolescent"),
-     (20, "young_adult"), (34.9, "young_adult"), (35, "older_adult"), (90, "older_adult")],
+    [
+        (0, "infant"),
+        (1.99, "infant"),
+        (2, "child"),
+        (9.9, "child"),
+        (10, "adolescent"),
+        (19.5, "adolescent"),
+        (20, "young_adult"),
+        (34.9, "young_adult"),
+        (35, "older_adult"),
+        (90, "older_adult"),
+    ],
 )
 def test_age_brackets_follow_the_paper(years, group):
     assert taxonomy.age_group_of(years) == group

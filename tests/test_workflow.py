@@ -6,7 +6,6 @@ import time
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import DATA, REPO, run_snakemake
 
 
@@ -40,11 +39,26 @@ def test_lint_is_clean(tmp_path):
 @pytest.mark.parametrize(
     "override, expected",
     [
-        ({"folds": {"n_fold": 5, "group_by": "subject_id"}}, "unknown key 'folds.n_fold' (allowed here: n_folds, group_by); did you mean 'n_folds'?"),
-        ({"folds": {"n_folds": 5, "group_by": "person"}}, "folds.group_by: 'person' is not allowed; allowed: subject_id, image_id"),
-        ({"cohort": {"inputs": [{"format": "demo"}], "fairface_age_map": {"0-2": "toddler"}}}, "cohort.fairface_age_map.0-2: 'toddler' is not allowed"),
-        ({"classifier": {"class_weights": {"Williams": 10}}}, "unknown key 'classifier.class_weights.Williams' (allowed here: WS, 22q, control, unaffected)"),
-        ({"saliency": {"diseases": ["WS", "DiGeorge"]}}, "saliency.diseases[1]: 'DiGeorge' is not allowed; allowed: WS, 22q, control, unaffected"),
+        (
+            {"folds": {"n_fold": 5, "group_by": "subject_id"}},
+            "unknown key 'folds.n_fold' (allowed here: n_folds, group_by); did you mean 'n_folds'?",
+        ),
+        (
+            {"folds": {"n_folds": 5, "group_by": "person"}},
+            "folds.group_by: 'person' is not allowed; allowed: subject_id, image_id",
+        ),
+        (
+            {"cohort": {"inputs": [{"format": "demo"}], "fairface_age_map": {"0-2": "toddler"}}},
+            "cohort.fairface_age_map.0-2: 'toddler' is not allowed",
+        ),
+        (
+            {"classifier": {"class_weights": {"Williams": 10}}},
+            "unknown key 'classifier.class_weights.Williams' (allowed here: WS, 22q, control, unaffected)",
+        ),
+        (
+            {"saliency": {"diseases": ["WS", "DiGeorge"]}},
+            "saliency.diseases[1]: 'DiGeorge' is not allowed; allowed: WS, 22q, control, unaffected",
+        ),
         ({"classifier": {"epoch": 3}}, "did you mean 'epochs'?"),
     ],
 )
@@ -57,7 +71,9 @@ def test_bad_config_stops_before_any_job_naming_the_key(tmp_path, override, expe
 
 
 PAPER_COHORT_TRAIN = {  # 1,713 train images of the paper's own cohort (WS, 22q, Controls)
-    ("WS", "WS"): 480, ("22q11DS", "22q11DS"): 551, ("Controls", "Controls"): 682,
+    ("WS", "WS"): 480,
+    ("22q11DS", "22q11DS"): 551,
+    ("Controls", "Controls"): 682,
 }
 AGE_TOKENS = ["2y", "youngchild", "adolescence", "youngadult", "olderadult"]
 
@@ -130,7 +146,9 @@ def test_whole_study_runs_end_to_end_on_a_tiny_demo(tmp_path):
     table2 = pd.read_csv(results / "table2.tsv", sep="\t", comment="#").set_index("class")
     assert list(table2.index) == ["WS", "22q", "control", "unaffected", "average"]
     assert [c for c in table2.columns if "_ci_" not in c] == ["real", "+age_progression", "+blended_55"]
-    assert table2.loc["average", "real"] == pytest.approx(table2.loc[["WS", "22q", "control", "unaffected"], "real"].mean())
+    assert table2.loc["average", "real"] == pytest.approx(
+        table2.loc[["WS", "22q", "control", "unaffected"], "real"].mean()
+    )
 
     for variant in ("real", "real+age_progression", "real+blended_55"):
         assert (results / f"evaluation/{variant}/confusion.png").exists()
@@ -154,6 +172,15 @@ def test_table2_target_plans_only_what_table2_needs(tmp_path):
     assert result.returncode == 0, result.stderr
     jobs = _job_counts(result.stdout)
     assert jobs["make_table2"] == 1 and jobs["build_manifest"] == 1
-    unrelated = {"occlusion_maps", "permutation_test", "compare_clinicians", "simulate_survey", "check_leakage",
-                 "plot_cohort_overview", "privacy_audit", "saliency_truth_check", "saliency_composites"}
+    unrelated = {
+        "occlusion_maps",
+        "permutation_test",
+        "compare_clinicians",
+        "simulate_survey",
+        "check_leakage",
+        "plot_cohort_overview",
+        "privacy_audit",
+        "saliency_truth_check",
+        "saliency_composites",
+    }
     assert not unrelated & set(jobs)

@@ -12,26 +12,56 @@ import sys
 # command -> (module, one-line help). Rule names in workflow/rules/*.smk are these, snake_cased.
 COMMANDS: dict[str, tuple[str, str]] = {
     "build-manifest": ("syndface.cohort.build", "import cohort/auxiliary tables into one validated manifest"),
-    "make-demo-cohort": ("syndface.demo.cohort", "render the synthetic demo cohort with planted signals, landmarks and region masks"),
+    "make-demo-cohort": (
+        "syndface.demo.cohort",
+        "render the synthetic demo cohort with planted signals, landmarks and region masks",
+    ),
     "make-folds": ("syndface.folds", "subject-grouped, stratified k-fold split of the train images"),
     "train-gan": ("syndface.gan.train", "train one fold's conditional StyleGAN2-ADA (split disease/age embedding)"),
     "generate-fakes": ("syndface.gan.fakes", "render one fake-image type from a fold's GAN, with soft labels"),
     "privacy-audit": ("syndface.gan.privacy", "nearest GAN training face and distance for every fake image"),
-    "import-survey": ("syndface.clinicians.qualtrics", "Qualtrics survey export -> survey long table + rejected responses"),
-    "simulate-survey": ("syndface.clinicians.simulate", "SIMULATED clinician answers for the demo cohort (paper's Table 1 accuracies)"),
-    "compare-clinicians": ("syndface.clinicians.compare", "clinicians vs model: per image/age group statistics, Table 1, figure"),
+    "import-survey": (
+        "syndface.clinicians.qualtrics",
+        "Qualtrics survey export -> survey long table + rejected responses",
+    ),
+    "simulate-survey": (
+        "syndface.clinicians.simulate",
+        "SIMULATED clinician answers for the demo cohort (paper's Table 1 accuracies)",
+    ),
+    "compare-clinicians": (
+        "syndface.clinicians.compare",
+        "clinicians vs model: per image/age group statistics, Table 1, figure",
+    ),
     "occlusion-maps": ("syndface.saliency.maps", "fold-averaged occlusion maps of the test images (exact, batched)"),
-    "saliency-composites": ("syndface.saliency.composites", "mean saliency map per disease x age group over the mean face"),
-    "permutation-test": ("syndface.saliency.permutation", "permutation test of saliency differences between age groups"),
+    "saliency-composites": (
+        "syndface.saliency.composites",
+        "mean saliency map per disease x age group over the mean face",
+    ),
+    "permutation-test": (
+        "syndface.saliency.permutation",
+        "permutation test of saliency differences between age groups",
+    ),
     "saliency-truth-check": ("syndface.saliency.truth", "score demo saliency maps against the planted region masks"),
-    "align-shard": ("syndface.align.shard", "FFHQ-style face alignment of one manifest shard (dlib or manual landmarks)"),
+    "align-shard": (
+        "syndface.align.shard",
+        "FFHQ-style face alignment of one manifest shard (dlib or manual landmarks)",
+    ),
     "merge-aligned": ("syndface.align.merge", "join the shard alignment reports; count and list failures"),
     "build-cache": ("syndface.align.cache", "pack the aligned images of one resolution into a uint8 array + index"),
-    "check-leakage": ("syndface.align.leakage", "same-person pairs across folds and test/train (dlib face descriptors)"),
+    "check-leakage": (
+        "syndface.align.leakage",
+        "same-person pairs across folds and test/train (dlib face descriptors)",
+    ),
     "plot-cohort-overview": ("syndface.align.overview", "grid of aligned faces by disease x age group"),
-    "train-classifier": ("syndface.classify.train", "train one fold model of one variant (resumable; best epoch by cohort balanced accuracy)"),
+    "train-classifier": (
+        "syndface.classify.train",
+        "train one fold model of one variant (resumable; best epoch by cohort balanced accuracy)",
+    ),
     "predict": ("syndface.classify.predict", "fold models' softmax on the test split and their thresholded ensemble"),
-    "evaluate-classifier": ("syndface.classify.evaluate", "per-class, per-group and two-way accuracy with bootstrap intervals; confusion matrix"),
+    "evaluate-classifier": (
+        "syndface.classify.evaluate",
+        "per-class, per-group and two-way accuracy with bootstrap intervals; confusion matrix",
+    ),
     "make-table2": ("syndface.classify.table2", "Table 2: per-class and average accuracy of every variant"),
 }
 

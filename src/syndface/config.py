@@ -8,8 +8,9 @@ misspelt keys. The Snakefile runs both before any job.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import jsonschema
 import yaml

@@ -74,17 +74,23 @@ def make_folds(manifest: pd.DataFrame, n_folds: int, seed: int, group_by: str = 
     test_subjects = set(manifest.loc[manifest["split"] == "test", "subject_id"])
     leaked = sorted(test_subjects & set(train["subject_id"]))
     if leaked:
-        raise ValueError(f"subject(s) in both test and train: {', '.join(leaked[:10])}; fix the manifest's split column")
+        raise ValueError(
+            f"subject(s) in both test and train: {', '.join(leaked[:10])}; fix the manifest's split column"
+        )
     if train.empty:
         raise ValueError("the manifest has no train images")
-    strata = (train["disease"].map(DISEASES.index) * len(AGE_GROUPS) + train["age_group"].map(AGE_GROUPS.index)).to_numpy()
+    strata = (
+        train["disease"].map(DISEASES.index) * len(AGE_GROUPS) + train["age_group"].map(AGE_GROUPS.index)
+    ).to_numpy()
     train["fold"] = assign_folds(strata, train[group_by].to_numpy(), n_folds, seed)
     return train[list(FOLD_COLUMNS)]
 
 
 def fold_summary(folds: pd.DataFrame) -> pd.DataFrame:
     """Counts per disease x age group (rows) and fold (columns)."""
-    table = folds.pivot_table(index=["disease", "age_group"], columns="fold", values="image_id", aggfunc="count", fill_value=0)
+    table = folds.pivot_table(
+        index=["disease", "age_group"], columns="fold", values="image_id", aggfunc="count", fill_value=0
+    )
     table.columns = [f"fold{k}" for k in table.columns]
     order = pd.MultiIndex.from_product([DISEASES, AGE_GROUPS], names=["disease", "age_group"])
     table = table.reindex(order, fill_value=0)
@@ -107,5 +113,10 @@ def main(argv: list[str], prog: str = "syndface make-folds") -> int:
     summary = fold_summary(folds)
     write_tsv(summary, args.summary)
     write_tsv(folds, args.out)
-    log.info("%d train images in %d folds: %s", len(folds), args.n_folds, ", ".join(map(str, np.bincount(folds["fold"], minlength=args.n_folds))))
+    log.info(
+        "%d train images in %d folds: %s",
+        len(folds),
+        args.n_folds,
+        ", ".join(map(str, np.bincount(folds["fold"], minlength=args.n_folds))),
+    )
     return 0

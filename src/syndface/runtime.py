@@ -31,7 +31,7 @@ class Precision:
     channels_last: bool
 
     @classmethod
-    def for_device(cls, device: torch.device) -> "Precision":
+    def for_device(cls, device: torch.device) -> Precision:
         gpu = device.type == "cuda"
         return cls(autocast=gpu, channels_last=gpu)
 

@@ -7,17 +7,17 @@ rule align_shard:
         landmarks=get_manual_landmarks(),
     output:
         directory("results/aligned/shards/shard{shard}"),
-    wildcard_constraints:
-        shard=r"\d+",
-    params:
-        align=config["align"],
-        landmarks=get_manual_landmarks_arg(),
     log:
         "logs/align_shard/shard{shard}.log",
     benchmark:
         "benchmarks/align_shard/shard{shard}.tsv"
+    wildcard_constraints:
+        shard=r"\d+",
     conda:
         "../../envs/syndface.yaml"
+    params:
+        align=config["align"],
+        landmarks=get_manual_landmarks_arg(),
     shell:
         "syndface align-shard --manifest {input.manifest} --shard {wildcards.shard}"
         " --shard-size {params.align[shard_size]} --size {params.align[size]} --zoom {params.align[zoom]}"
@@ -36,12 +36,12 @@ rule merge_aligned:
             category="Cohort",
         ),
         failed="results/aligned/failed.tsv",
-    params:
-        fail=get_flag(config["align"]["fail_on_error"], "--fail-on-error"),
     log:
         "logs/merge_aligned.log",
     conda:
         "../../envs/syndface.yaml"
+    params:
+        fail=get_flag(config["align"]["fail_on_error"], "--fail-on-error"),
     shell:
         "syndface merge-aligned --shard-dirs {input.shards} --manifest {input.manifest}"
         " --report {output.report} --failed {output.failed} {params.fail} > {log} 2>&1"
@@ -73,19 +73,19 @@ rule check_leakage:
             caption="../report/leakage.rst",
             category="Cohort",
         ),
-    params:
-        threshold=config["leakage"]["threshold"],
-        zoom=config["align"]["zoom"],
-        upsample=config["align"]["upsample"],
-        fail=get_flag(config["leakage"]["fail"], "--fail"),
-        max_pairs=config["leakage"]["max_pairs"],
-    threads: 2
     log:
         "logs/check_leakage.log",
     benchmark:
         "benchmarks/check_leakage.tsv"
     conda:
         "../../envs/syndface.yaml"
+    threads: 2
+    params:
+        threshold=config["leakage"]["threshold"],
+        zoom=config["align"]["zoom"],
+        upsample=config["align"]["upsample"],
+        fail=get_flag(config["leakage"]["fail"], "--fail"),
+        max_pairs=config["leakage"]["max_pairs"],
     shell:
         "syndface check-leakage --report {input.report} --manifest {input.manifest} --folds {input.folds}"
         " --threshold {params.threshold} --zoom {params.zoom} --upsample {params.upsample}"
@@ -102,12 +102,12 @@ rule plot_cohort_overview:
             caption="../report/overview.rst",
             category="Cohort",
         ),
-    params:
-        seed=SEED,
     log:
         "logs/plot_cohort_overview.log",
     conda:
         "../../envs/syndface.yaml"
+    params:
+        seed=SEED,
     shell:
         "syndface plot-cohort-overview --report {input.report} --manifest {input.manifest}"
         " --seed {params.seed} --out {output} > {log} 2>&1"

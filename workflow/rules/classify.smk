@@ -10,6 +10,13 @@ rule train_classifier:
     output:
         model="results/classifier/{variant}/fold{fold}/model.pt",
         history="results/classifier/{variant}/fold{fold}/history.tsv",
+    log:
+        "logs/train_classifier/{variant}/fold{fold}.log",
+    benchmark:
+        "benchmarks/train_classifier/{variant}/fold{fold}.tsv"
+    conda:
+        "../../envs/syndface.yaml"
+    threads: 1
     params:
         out_dir=subpath(output.model, parent=True),
         fakes=get_fakes_arg,
@@ -19,13 +26,6 @@ rule train_classifier:
         pretrained=config["classifier"]["pretrained"] or "none",
         seed=SEED,
         device=config["device"],
-    threads: 1
-    log:
-        "logs/train_classifier/{variant}/fold{fold}.log",
-    benchmark:
-        "benchmarks/train_classifier/{variant}/fold{fold}.tsv"
-    conda:
-        "../../envs/syndface.yaml"
     shell:
         "syndface train-classifier --cache {input.cache} --folds {input.folds} --fold {wildcards.fold}"
         " {params.fakes} --model {params.cfg[model]} --image-size {params.cfg[image_size]}"
@@ -44,14 +44,14 @@ rule predict_classifier:
         cache=get_classifier_cache(),
     output:
         "results/predictions/{variant}/test.tsv",
-    params:
-        threshold=config["classifier"]["ensemble_threshold"],
-        device=config["device"],
-    threads: 1
     log:
         "logs/predict_classifier/{variant}.log",
     conda:
         "../../envs/syndface.yaml"
+    threads: 1
+    params:
+        threshold=config["classifier"]["ensemble_threshold"],
+        device=config["device"],
     shell:
         "syndface predict --models {input.models} --cache {input.cache} --threshold {params.threshold}"
         " --device {params.device} --num-threads {threads} --out {output} > {log} 2>&1"
@@ -72,14 +72,14 @@ rule evaluate_classifier:
             subcategory="Confusion matrices",
             labels={"variant": "{variant}"},
         ),
-    params:
-        out_dir=subpath(output.metrics, parent=True),
-        bootstrap=config["classifier"]["bootstrap"],
-        seed=SEED,
     log:
         "logs/evaluate_classifier/{variant}.log",
     conda:
         "../../envs/syndface.yaml"
+    params:
+        out_dir=subpath(output.metrics, parent=True),
+        bootstrap=config["classifier"]["bootstrap"],
+        seed=SEED,
     shell:
         "syndface evaluate-classifier --predictions {input} --bootstrap {params.bootstrap}"
         " --seed {params.seed} --out-dir {params.out_dir} > {log} 2>&1"
@@ -90,11 +90,11 @@ rule make_table2:
         get_variant_metrics(),
     output:
         report("results/table2.tsv", caption="../report/table2.rst", category="Tables"),
-    params:
-        metrics=get_variant_metrics_args(),
     log:
         "logs/make_table2.log",
     conda:
         "../../envs/syndface.yaml"
+    params:
+        metrics=get_variant_metrics_args(),
     shell:
         "syndface make-table2 --metrics {params.metrics} --ci --out {output} > {log} 2>&1"

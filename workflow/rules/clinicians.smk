@@ -8,13 +8,13 @@ rule import_survey:
     output:
         survey="results/clinicians/imported/{index}.tsv",
         rejects="results/clinicians/imported/{index}.rejects.tsv",
-    params:
-        survey=get_qualtrics_field("survey"),
-        rater_column=get_qualtrics_field("rater_column"),
     log:
         "logs/import_survey/{index}.log",
     conda:
         "../../envs/syndface.yaml"
+    params:
+        survey=get_qualtrics_field("survey"),
+        rater_column=get_qualtrics_field("rater_column"),
     shell:
         "syndface import-survey --qualtrics {input.export} --mapping {input.mapping}"
         " --survey {params.survey} --rater-column {params.rater_column}"
@@ -26,13 +26,13 @@ rule simulate_survey:
         manifest="results/cohort/manifest.tsv",
     output:
         "results/clinicians/simulated_survey.tsv",
-    params:
-        cfg=config["clinicians"],
-        seed=SEED,
     log:
         "logs/simulate_survey.log",
     conda:
         "../../envs/syndface.yaml"
+    params:
+        cfg=config["clinicians"],
+        seed=SEED,
     shell:
         "syndface simulate-survey --manifest {input.manifest} --seed {params.seed}"
         " --raters {params.cfg[raters]} --images-per-rater {params.cfg[images_per_rater]}"
@@ -46,21 +46,17 @@ rule compare_clinicians:
         table2="results/table2.tsv",
     output:
         table1=report("results/table1.tsv", caption="../report/table1.rst", category="Tables"),
-        clinicians=report(
-            "results/clinicians.tsv", caption="../report/table1.rst", category="Tables"
-        ),
+        clinicians=report("results/clinicians.tsv", caption="../report/table1.rst", category="Tables"),
         images="results/clinicians/images.tsv",
-        figure=report(
-            "results/clinicians.png", caption="../report/clinicians.rst", category="Figures"
-        ),
-    params:
-        predictions=get_predictions_args(),
-        cfg=config["clinicians"],
-        seed=SEED,
+        figure=report("results/clinicians.png", caption="../report/clinicians.rst", category="Figures"),
     log:
         "logs/compare_clinicians.log",
     conda:
         "../../envs/syndface.yaml"
+    params:
+        predictions=get_predictions_args(),
+        cfg=config["clinicians"],
+        seed=SEED,
     shell:
         "syndface compare-clinicians --survey {input.surveys} {params.predictions}"
         " --table2 {input.table2} --permutations {params.cfg[permutations]}"

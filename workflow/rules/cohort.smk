@@ -7,16 +7,16 @@ rule make_demo_cohort:
         landmarks="results/demo/landmarks.tsv",
         regions="results/demo/regions.npz",
         images=directory("results/demo/images"),
-    params:
-        out_dir=subpath(output.cohort, parent=True),
-        seed=SEED,
-        demo=config["demo"],
     log:
         "logs/make_demo_cohort.log",
     benchmark:
         "benchmarks/make_demo_cohort.tsv"
     conda:
         "../../envs/syndface.yaml"
+    params:
+        out_dir=subpath(output.cohort, parent=True),
+        seed=SEED,
+        demo=config["demo"],
     shell:
         "syndface make-demo-cohort --out-dir {params.out_dir} --seed {params.seed}"
         " --n-subjects {params.demo[n_subjects]} --n-auxiliary {params.demo[n_auxiliary]}"
@@ -41,15 +41,15 @@ checkpoint build_manifest:
             caption="../report/manifest.rst",
             category="Cohort",
         ),
+    log:
+        "logs/build_manifest.log",
+    conda:
+        "../../envs/syndface.yaml"
     params:
         inputs=json.dumps(get_cohort_specs()),
         schema=MANIFEST_SCHEMA,
         age_map=json.dumps(config["cohort"]["fairface_age_map"]),
         seed=SEED,
-    log:
-        "logs/build_manifest.log",
-    conda:
-        "../../envs/syndface.yaml"
     shell:
         "syndface build-manifest --inputs {params.inputs:q} --fairface-age-map {params.age_map:q}"
         " --seed {params.seed} --schema {params.schema} --out {output.manifest}"
@@ -66,14 +66,14 @@ rule make_folds:
             caption="../report/folds.rst",
             category="Cohort",
         ),
-    params:
-        n_folds=config["folds"]["n_folds"],
-        group_by=config["folds"]["group_by"],
-        seed=SEED,
     log:
         "logs/make_folds.log",
     conda:
         "../../envs/syndface.yaml"
+    params:
+        n_folds=config["folds"]["n_folds"],
+        group_by=config["folds"]["group_by"],
+        seed=SEED,
     shell:
         "syndface make-folds --manifest {input.manifest} --n-folds {params.n_folds}"
         " --group-by {params.group_by} --seed {params.seed} --out {output.folds}"

@@ -185,9 +185,7 @@ def get_predictions():
 
 
 def get_predictions_args():
-    return " ".join(
-        f"--predictions {variant}={path}" for variant, path in zip(get_variants(), get_predictions())
-    )
+    return " ".join(f"--predictions {variant}={path}" for variant, path in zip(get_variants(), get_predictions()))
 
 
 def get_qualtrics_field(field):

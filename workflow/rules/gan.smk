@@ -9,19 +9,19 @@ rule train_gan:
     output:
         network="results/gan/fold{fold}/network.pt",
         training_set="results/gan/fold{fold}/training_set.tsv",
-    params:
-        out_dir=subpath(output.network, parent=True),
-        gan=config["gan"],
-        resume=get_ffhq_arg(),
-        seed=SEED,
-        device=config["device"],
-    threads: 1
     log:
         "logs/train_gan/fold{fold}.log",
     benchmark:
         "benchmarks/train_gan/fold{fold}.tsv"
     conda:
         "../../envs/syndface.yaml"
+    threads: 1
+    params:
+        out_dir=subpath(output.network, parent=True),
+        gan=config["gan"],
+        resume=get_ffhq_arg(),
+        seed=SEED,
+        device=config["device"],
     shell:
         "syndface train-gan --cache {input.cache} --folds {input.folds} --fold {wildcards.fold}"
         " --out-dir {params.out_dir} --resolution {params.gan[resolution]}"
@@ -50,17 +50,17 @@ rule generate_fakes:
             subcategory="GAN fakes",
             labels={"fold": "{fold}"},
         ),
+    log:
+        "logs/generate_fakes/fold{fold}.log",
+    conda:
+        "../../envs/syndface.yaml"
+    threads: 1
     params:
         out_dir=get_fakes_dir,
         fake_types=get_fake_types(),
         psi=config["fakes"]["psi"],
         seed=SEED,
         device=config["device"],
-    threads: 1
-    log:
-        "logs/generate_fakes/fold{fold}.log",
-    conda:
-        "../../envs/syndface.yaml"
     shell:
         "syndface generate-fakes --network {input.network} --folds {input.folds} --fold {wildcards.fold}"
         " --fake-types {params.fake_types} --psi {params.psi} --seed {params.seed}"
@@ -79,16 +79,16 @@ rule privacy_audit:
             caption="../report/privacy.rst",
             category="Tables",
         ),
-    params:
-        cfg=config["fakes"]["privacy"],
-        seed=SEED,
-    threads: 2
     log:
         "logs/privacy_audit.log",
     benchmark:
         "benchmarks/privacy_audit.tsv"
     conda:
         "../../envs/syndface.yaml"
+    threads: 2
+    params:
+        cfg=config["fakes"]["privacy"],
+        seed=SEED,
     shell:
         "syndface privacy-audit --fakes {input.fakes} --training-sets {input.training_sets}"
         " --cache {input.cache} --embedding {params.cfg[embedding]} --fallback-size {params.cfg[pixel_size]}"

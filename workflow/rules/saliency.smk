@@ -9,17 +9,17 @@ rule occlusion_maps:
     output:
         maps="results/saliency/{variant}/maps/maps.npy",
         index="results/saliency/{variant}/maps/index.tsv",
-    params:
-        out_dir=subpath(output.maps, parent=True),
-        cfg=config["saliency"],
-        device=config["device"],
-    threads: 1
     log:
         "logs/occlusion_maps/{variant}.log",
     benchmark:
         "benchmarks/occlusion_maps/{variant}.tsv"
     conda:
         "../../envs/syndface.yaml"
+    threads: 1
+    params:
+        out_dir=subpath(output.maps, parent=True),
+        cfg=config["saliency"],
+        device=config["device"],
     shell:
         "syndface occlusion-maps --models {input.models} --cache {input.cache} --split test"
         " --diseases {params.cfg[diseases]} --window {params.cfg[window]} --stride {params.cfg[stride]}"
@@ -43,14 +43,14 @@ rule saliency_composites:
             subcategory="Saliency",
             labels={"variant": "{variant}", "figure": "composites"},
         ),
-    params:
-        maps_dir=subpath(input.maps, parent=True),
-        out_dir=get_composites_dir,
-        cfg=config["saliency"],
     log:
         "logs/saliency_composites/{variant}.log",
     conda:
         "../../envs/syndface.yaml"
+    params:
+        maps_dir=subpath(input.maps, parent=True),
+        out_dir=get_composites_dir,
+        cfg=config["saliency"],
     shell:
         "syndface saliency-composites --maps-dir {params.maps_dir} --cache {input.cache}"
         " --diseases {params.cfg[diseases]} --outlier-perc {params.cfg[outlier_perc]}"
@@ -79,6 +79,11 @@ rule permutation_test:
             subcategory="Saliency",
             labels={"variant": "{variant}", "figure": "permutation test"},
         ),
+    log:
+        "logs/permutation_test/{variant}.log",
+    conda:
+        "../../envs/syndface.yaml"
+    threads: 1
     params:
         maps_dir=subpath(input.maps, parent=True),
         out_dir=subpath(output.table, parent=True),
@@ -86,11 +91,6 @@ rule permutation_test:
         weights=get_imagenet_weights_arg(),
         seed=SEED,
         device=config["device"],
-    threads: 1
-    log:
-        "logs/permutation_test/{variant}.log",
-    conda:
-        "../../envs/syndface.yaml"
     shell:
         "syndface permutation-test --maps-dir {params.maps_dir} --diseases {params.cfg[diseases]}"
         " --embedding {params.cfg[embedding]} --models {input.models}"
@@ -110,13 +110,13 @@ rule saliency_truth_check:
             caption="../report/truth_check.rst",
             category="Tables",
         ),
-    params:
-        maps_dir=subpath(input.maps, parent=True),
-        zoom=config["align"]["zoom"],
     log:
         "logs/saliency_truth_check/{variant}.log",
     conda:
         "../../envs/syndface.yaml"
+    params:
+        maps_dir=subpath(input.maps, parent=True),
+        zoom=config["align"]["zoom"],
     shell:
         "syndface saliency-truth-check --maps-dir {params.maps_dir} --regions {input.regions}"
         " --zoom {params.zoom} --out {output} > {log} 2>&1"

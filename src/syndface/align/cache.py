@@ -32,7 +32,9 @@ def load_cache(cache_dir: str | os.PathLike) -> tuple[np.ndarray, pd.DataFrame]:
     images = np.load(cache_dir / IMAGES_FILE, mmap_mode="r")
     index = read_tsv(cache_dir / INDEX_FILE)
     if len(index) != len(images) or not np.array_equal(index["row"].to_numpy(), np.arange(len(images))):
-        raise ValueError(f"{cache_dir}: index.tsv ({len(index)} rows) does not match images.npy ({len(images)} images); rebuild it with `syndface build-cache`")
+        raise ValueError(
+            f"{cache_dir}: index.tsv ({len(index)} rows) does not match images.npy ({len(images)} images); rebuild it with `syndface build-cache`"
+        )
     return images, index
 
 
@@ -42,7 +44,9 @@ def cache_index(report: pd.DataFrame, manifest: pd.DataFrame) -> pd.DataFrame:
     index = manifest.merge(ok, on="image_id", how="inner", validate="one_to_one")
     unknown = sorted(set(ok["image_id"]) - set(manifest["image_id"]))
     if unknown:
-        raise ValueError(f"{len(unknown)} aligned image(s) are not in the manifest ({', '.join(unknown[:10])}): the report belongs to another manifest")
+        raise ValueError(
+            f"{len(unknown)} aligned image(s) are not in the manifest ({', '.join(unknown[:10])}): the report belongs to another manifest"
+        )
     index.insert(0, "row", np.arange(len(index)))
     return index
 
@@ -69,7 +73,9 @@ def write_cache(index: pd.DataFrame, size: int, out_dir: str | os.PathLike) -> N
 
 
 def main(argv: list[str], prog: str = "syndface build-cache") -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--report", required=True, help="results/aligned/report.tsv")
     parser.add_argument("--manifest", required=True, help="results/cohort/manifest.tsv")
     parser.add_argument("--size", type=int, required=True, help="side of the cached images in pixels")
@@ -82,8 +88,14 @@ def main(argv: list[str], prog: str = "syndface build-cache") -> int:
         raise SystemExit(f"{args.report} lists no successfully aligned image: nothing to cache")
     with Image.open(index["aligned_path"].iloc[0]) as first:
         if first.width < args.size:
-            log.warning("cache size %d px is larger than the aligned images (%d px): they are upsampled; align at a larger size instead", args.size, first.width)
+            log.warning(
+                "cache size %d px is larger than the aligned images (%d px): they are upsampled; align at a larger size instead",
+                args.size,
+                first.width,
+            )
     n_failed = int((report["status"] != "ok").sum())
-    log.info("caching %d aligned images at %d px (%d failed alignment and are left out)", len(index), args.size, n_failed)
+    log.info(
+        "caching %d aligned images at %d px (%d failed alignment and are left out)", len(index), args.size, n_failed
+    )
     write_cache(index, args.size, args.out_dir)
     return 0

@@ -13,13 +13,13 @@ faces far more often (on 32-px aligned demo faces: 40 of 50 instead of none).
 from __future__ import annotations
 
 import multiprocessing
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from PIL import Image
 
-from syndface.align.load import load_rgb
 from syndface.align.landmarks import largest_face
+from syndface.align.load import load_rgb
 from syndface.align.models import face_recognizer, shape_predictor
 from syndface.align.render import PAPER_ZOOM
 from syndface.log import get_logger, progress
@@ -38,7 +38,9 @@ def frame_box(width: int, height: int, zoom: float):
     import dlib
 
     left, top, right, bottom = (0.5 + (f - 0.5) * zoom for f in FRAME_BOX)
-    return dlib.rectangle(round(left * width), round(top * height), round(right * width) - 1, round(bottom * height) - 1)
+    return dlib.rectangle(
+        round(left * width), round(top * height), round(right * width) - 1, round(bottom * height) - 1
+    )
 
 
 def face_descriptor(image: np.ndarray, zoom: float = PAPER_ZOOM, upsample: int = 1) -> tuple[np.ndarray, bool]:
@@ -59,7 +61,9 @@ def face_descriptor(image: np.ndarray, zoom: float = PAPER_ZOOM, upsample: int =
     return np.asarray(face_recognizer().compute_face_descriptor(image, shape), dtype=np.float32), found
 
 
-def face_descriptors(images: Sequence[np.ndarray], *, zoom: float = PAPER_ZOOM, upsample: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def face_descriptors(
+    images: Sequence[np.ndarray], *, zoom: float = PAPER_ZOOM, upsample: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """(float32 N x 128 descriptors, bool N found) of aligned uint8 H x W x 3 images.
 
     `found[i]` is False where dlib's detector saw no face in image i; its descriptor then comes
@@ -81,7 +85,9 @@ def _describe_file(task: tuple[str, float, int]) -> tuple[np.ndarray, bool]:
     return face_descriptor(load_rgb(path), zoom, upsample)
 
 
-def file_descriptors(paths: Sequence[str], *, zoom: float = PAPER_ZOOM, upsample: int = 1, workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def file_descriptors(
+    paths: Sequence[str], *, zoom: float = PAPER_ZOOM, upsample: int = 1, workers: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """face_descriptors of image files, streamed (never all images in memory), over `workers` processes.
 
     Each process loads dlib's models once; a descriptor costs ~0.15 s of one core.

@@ -65,11 +65,16 @@ def read_manual_landmarks(path: str | os.PathLike) -> dict[str, Points]:
     table = read_tsv(path)
     missing = [c for c in ("image_id", *LANDMARK_COLUMNS) if c not in table.columns]
     if missing:
-        raise ValueError(f"{path}: missing landmark column(s) {', '.join(missing)}; expected image_id, {', '.join(LANDMARK_COLUMNS)}")
+        raise ValueError(
+            f"{path}: missing landmark column(s) {', '.join(missing)}; expected image_id, {', '.join(LANDMARK_COLUMNS)}"
+        )
     coords = table[list(LANDMARK_COLUMNS)].apply(pd.to_numeric, errors="coerce")
     bad = table["image_id"][coords.isna().any(axis=1) | ~np.isfinite(coords.to_numpy()).all(axis=1)]
     if len(bad):
-        raise ValueError(f"{path}: missing or non-numeric landmarks for image(s) {', '.join(map(str, bad[:10]))}" + (f" and {len(bad) - 10} more" if len(bad) > 10 else ""))
+        raise ValueError(
+            f"{path}: missing or non-numeric landmarks for image(s) {', '.join(map(str, bad[:10]))}"
+            + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+        )
     dup = table["image_id"][table["image_id"].duplicated()]
     if len(dup):
         raise ValueError(f"{path}: image id(s) listed twice: {', '.join(map(str, dup[:10]))}")
@@ -81,4 +86,6 @@ def points_to_columns(points: Points | None) -> dict[str, float]:
     """The report's landmark columns (file convention) for a set of points; NaN when none were used."""
     if points is None:
         return dict.fromkeys(LANDMARK_COLUMNS, np.nan)
-    return {f"{name}_{axis}": float(points[name][i]) - PIXEL_CENTRE for name in FIVE_POINTS for i, axis in enumerate("xy")}
+    return {
+        f"{name}_{axis}": float(points[name][i]) - PIXEL_CENTRE for name in FIVE_POINTS for i, axis in enumerate("xy")
+    }

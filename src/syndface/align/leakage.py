@@ -16,8 +16,8 @@ do, the descriptors cannot separate these faces and the header and log say so.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -63,7 +63,9 @@ class LeakagePairs:
         return sum(self.counts.values())
 
 
-def _closest(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], keep: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _closest(
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], keep: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The (i, j, distance) parts joined, cut to the `keep` smallest distances (all if None)."""
     if not parts:
         return np.array([], dtype=np.int64), np.array([], dtype=np.int64), np.array([], dtype=np.float32)
@@ -74,7 +76,9 @@ def _closest(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], keep: int |
     return i, j, d
 
 
-def leakage_pairs(x: np.ndarray, groups: np.ndarray, threshold: float, block: int = 1024, keep: int | None = None) -> LeakagePairs:
+def leakage_pairs(
+    x: np.ndarray, groups: np.ndarray, threshold: float, block: int = 1024, keep: int | None = None
+) -> LeakagePairs:
     """Pairs (i, j), i < j, closer than `threshold`, in different folds or test vs train.
 
     `groups[i]` is image i's fold, or TEST_GROUP for a test image. Every pair is counted; the
@@ -104,7 +108,9 @@ def leakage_pairs(x: np.ndarray, groups: np.ndarray, threshold: float, block: in
     return LeakagePairs(pairs.sort_values(["distance", "i", "j"], kind="stable", ignore_index=True), counts)
 
 
-def subject_separability(x: np.ndarray, subjects: np.ndarray, threshold: float, block: int = 1024) -> dict[str, dict[str, float]]:
+def subject_separability(
+    x: np.ndarray, subjects: np.ndarray, threshold: float, block: int = 1024
+) -> dict[str, dict[str, float]]:
     """For pairs of the same subject and of different subjects: count, median distance, share < threshold."""
     subjects = pd.factorize(np.asarray(subjects))[0]
     n_bins = int(np.ceil(4.0 / HISTOGRAM_STEP))  # distances of unit-scale descriptors stay far below 4
@@ -144,7 +150,9 @@ def leakage_table(images: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
     return table[list(PAIR_COLUMNS)]
 
 
-def checked_images(report: pd.DataFrame, manifest: pd.DataFrame, folds: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+def checked_images(
+    report: pd.DataFrame, manifest: pd.DataFrame, folds: pd.DataFrame
+) -> tuple[pd.DataFrame, dict[str, int]]:
     """The aligned test images and fold-assigned train images (with group), and counts of those left out."""
     ok = report.loc[report["status"] == "ok", ["image_id", "aligned_path"]]
     images = manifest[["image_id", "subject_id", "disease", "split"]].merge(ok, on="image_id", how="inner")
@@ -156,7 +164,14 @@ def checked_images(report: pd.DataFrame, manifest: pd.DataFrame, folds: pd.DataF
     return images.reset_index(drop=True), left_out
 
 
-def header_lines(images: pd.DataFrame, left_out: dict[str, int], found: LeakagePairs, separability: dict, threshold: float, zoom: float) -> list[str]:
+def header_lines(
+    images: pd.DataFrame,
+    left_out: dict[str, int],
+    found: LeakagePairs,
+    separability: dict,
+    threshold: float,
+    zoom: float,
+) -> list[str]:
     n, n_found = len(images), int(images["found"].sum())
     kinds = found.counts
     lines = [
@@ -169,11 +184,17 @@ def header_lines(images: pd.DataFrame, left_out: dict[str, int], found: LeakageP
         lines.append(f"listed below: the {len(found.pairs)} closest of the {found.total} pairs (--max-pairs)")
     same, diff = separability["same"], separability["different"]
     if same["n"]:
-        lines.append(f"same-subject pairs (manifest): {same['n']}, median distance {same['median']:.3f}, {same['share_below']:.1%} below threshold")
+        lines.append(
+            f"same-subject pairs (manifest): {same['n']}, median distance {same['median']:.3f}, {same['share_below']:.1%} below threshold"
+        )
     else:
-        lines.append("same-subject pairs (manifest): none (every subject has one image), so how often repeats are found is unknown")
+        lines.append(
+            "same-subject pairs (manifest): none (every subject has one image), so how often repeats are found is unknown"
+        )
     if diff["n"]:
-        lines.append(f"different-subject pairs: {diff['n']}, median distance {diff['median']:.3f}, {diff['share_below']:.1%} below threshold")
+        lines.append(
+            f"different-subject pairs: {diff['n']}, median distance {diff['median']:.3f}, {diff['share_below']:.1%} below threshold"
+        )
     lines.append(separability_verdict(separability, n, n_found))
     return lines
 
@@ -193,22 +214,43 @@ def separability_verdict(separability: dict, n: int, n_found: int) -> str:
 
 
 def main(argv: list[str], prog: str = "syndface check-leakage") -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--report", required=True, help="results/aligned/report.tsv")
     parser.add_argument("--manifest", required=True, help="results/cohort/manifest.tsv")
     parser.add_argument("--folds", required=True, help="results/folds/folds.tsv")
-    parser.add_argument("--threshold", type=float, default=0.6, help="descriptor distance below which two images count as one person (dlib: 0.6)")
-    parser.add_argument("--zoom", type=float, default=PAPER_ZOOM, help="the zoom the images were aligned with (locates the face where dlib's detector does not)")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=0.6,
+        help="descriptor distance below which two images count as one person (dlib: 0.6)",
+    )
+    parser.add_argument(
+        "--zoom",
+        type=float,
+        default=PAPER_ZOOM,
+        help="the zoom the images were aligned with (locates the face where dlib's detector does not)",
+    )
     parser.add_argument("--upsample", type=int, default=1, help="dlib detector upsampling")
-    parser.add_argument("--workers", type=int, default=1, help="processes computing descriptors (~0.15 s per image each)")
-    parser.add_argument("--max-pairs", type=int, default=10_000, help="list at most this many pairs, the closest (all are counted; 0 = list all)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes computing descriptors (~0.15 s per image each)"
+    )
+    parser.add_argument(
+        "--max-pairs",
+        type=int,
+        default=10_000,
+        help="list at most this many pairs, the closest (all are counted; 0 = list all)",
+    )
     parser.add_argument("--out", required=True, help="results/folds/leakage.tsv")
     parser.add_argument("--fail", action="store_true", help="exit with an error if any pair is found")
     args = parser.parse_args(argv)
 
     images, left_out = checked_images(read_tsv(args.report), read_tsv(args.manifest), read_tsv(args.folds))
     log.info("describing %d aligned images with %d worker(s)", len(images), args.workers)
-    x, found = file_descriptors(list(images["aligned_path"]), zoom=args.zoom, upsample=args.upsample, workers=args.workers)
+    x, found = file_descriptors(
+        list(images["aligned_path"]), zoom=args.zoom, upsample=args.upsample, workers=args.workers
+    )
     images["found"] = found
     found_pairs = leakage_pairs(x, images["group"].to_numpy(), args.threshold, keep=args.max_pairs or None)
     table = leakage_table(images, found_pairs.pairs)
@@ -218,8 +260,20 @@ def main(argv: list[str], prog: str = "syndface check-leakage") -> int:
     for line in header:
         (log.warning if line.startswith("WARNING") else log.info)("%s", line)
     if found_pairs.total:
-        log.warning("%d pair(s) below %.2f; closest: %s", found_pairs.total, args.threshold, "; ".join(f"{a}~{b} ({d:.3f}, {k})" for a, b, d, k in table[["image_id_a", "image_id_b", "distance", "kind"]].head(10).itertuples(index=False)))
+        log.warning(
+            "%d pair(s) below %.2f; closest: %s",
+            found_pairs.total,
+            args.threshold,
+            "; ".join(
+                f"{a}~{b} ({d:.3f}, {k})"
+                for a, b, d, k in table[["image_id_a", "image_id_b", "distance", "kind"]]
+                .head(10)
+                .itertuples(index=False)
+            ),
+        )
         if args.fail:
-            log.error("identity leakage found and --fail is set: remove or regroup the listed images (same subject_id keeps them in one fold)")
+            log.error(
+                "identity leakage found and --fail is set: remove or regroup the listed images (same subject_id keeps them in one fold)"
+            )
             return 1
     return 0

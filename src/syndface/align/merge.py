@@ -32,7 +32,9 @@ def shard_settings(path: str | os.PathLike) -> str:
                 break
             if line.startswith(SETTINGS_PREFIX):
                 return line[len(SETTINGS_PREFIX) :].strip()
-    raise ValueError(f"{path} has no '{SETTINGS_PREFIX.strip()}' header line: was it written by `syndface align-shard`?")
+    raise ValueError(
+        f"{path} has no '{SETTINGS_PREFIX.strip()}' header line: was it written by `syndface align-shard`?"
+    )
 
 
 def merge_reports(shard_dirs: list[str | os.PathLike]) -> tuple[pd.DataFrame, str]:
@@ -46,7 +48,9 @@ def merge_reports(shard_dirs: list[str | os.PathLike]) -> tuple[pd.DataFrame, st
         settings.setdefault(shard_settings(path), []).append(str(shard_dir))
         reports.append(read_tsv(path, dtype={"image_id": str, "reason": str, "aligned_path": str, "method": str}))
     if len(settings) > 1:
-        detail = "; ".join(f"{s} ({', '.join(dirs[:3])}{' ...' if len(dirs) > 3 else ''})" for s, dirs in settings.items())
+        detail = "; ".join(
+            f"{s} ({', '.join(dirs[:3])}{' ...' if len(dirs) > 3 else ''})" for s, dirs in settings.items()
+        )
         raise ValueError(f"shards were aligned with different settings: {detail}. Re-run the stale shards.")
     report = pd.concat(reports, ignore_index=True)[list(REPORT_COLUMNS)]
     report["n_faces"] = report["n_faces"].astype("Int64")
@@ -71,7 +75,9 @@ def coverage_problems(report: pd.DataFrame, manifest: pd.DataFrame) -> list[str]
 
 
 def main(argv: list[str], prog: str = "syndface merge-aligned") -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--shard-dirs", nargs="+", required=True, help="shard directories written by align-shard")
     parser.add_argument("--report", required=True, help="merged report (results/aligned/report.tsv)")
     parser.add_argument("--failed", required=True, help="list of failed images with the reason")
@@ -87,12 +93,26 @@ def main(argv: list[str], prog: str = "syndface merge-aligned") -> int:
     failed = report.loc[report["status"] != "ok", list(FAILED_COLUMNS)]
     write_tsv(failed, args.failed, header_lines=[f"{len(failed)} of {len(report)} images failed alignment"])
     ok = report[report["status"] == "ok"]
-    log.info("%d shards, %d images: %d aligned (%s), %d failed", len(args.shard_dirs), len(report), len(ok), ", ".join(f"{m}={n}" for m, n in ok["method"].value_counts().items()), len(failed))
+    log.info(
+        "%d shards, %d images: %d aligned (%s), %d failed",
+        len(args.shard_dirs),
+        len(report),
+        len(ok),
+        ", ".join(f"{m}={n}" for m, n in ok["method"].value_counts().items()),
+        len(failed),
+    )
     for image_id, reason in zip(failed["image_id"], failed["reason"]):
         log.warning("failed %s: %s", image_id, reason)
     if len(failed) and args.fail_on_error:
-        log.error("%d image(s) failed alignment and fail-on-error is set: fix them (e.g. add manual landmarks) or turn the switch off; the list is in %s", len(failed), args.failed)
+        log.error(
+            "%d image(s) failed alignment and fail-on-error is set: fix them (e.g. add manual landmarks) or turn the switch off; the list is in %s",
+            len(failed),
+            args.failed,
+        )
         return 1
-    header = [f"settings: {settings}", f"{len(ok)} aligned, {len(failed)} failed (listed in {args.failed}); downstream uses status == ok"]
+    header = [
+        f"settings: {settings}",
+        f"{len(ok)} aligned, {len(failed)} failed (listed in {args.failed}); downstream uses status == ok",
+    ]
     write_tsv(report, args.report, header_lines=header)
     return 0

@@ -23,7 +23,9 @@ def pick_examples(aligned: pd.DataFrame, per_cell: int, seed: int) -> dict[tuple
     """Up to `per_cell` rows per (disease, age_group), drawn without replacement, in manifest order."""
     picks = {}
     for (disease, age_group), group in aligned.groupby(["disease", "age_group"], sort=False):
-        chosen = rng(seed, "overview", disease, age_group).choice(len(group), size=min(per_cell, len(group)), replace=False)
+        chosen = rng(seed, "overview", disease, age_group).choice(
+            len(group), size=min(per_cell, len(group)), replace=False
+        )
         picks[(disease, age_group)] = group.iloc[np.sort(chosen)]
     return picks
 
@@ -33,7 +35,9 @@ def cell_strip(paths: list[str], thumb: int) -> np.ndarray:
     strip = np.full((thumb, len(paths) * (thumb + GAP) - GAP, 3), 255, dtype=np.uint8)
     for k, path in enumerate(paths):
         with Image.open(path) as img:
-            strip[:, k * (thumb + GAP) : k * (thumb + GAP) + thumb] = np.asarray(img.convert("RGB").resize((thumb, thumb), Image.LANCZOS))
+            strip[:, k * (thumb + GAP) : k * (thumb + GAP) + thumb] = np.asarray(
+                img.convert("RGB").resize((thumb, thumb), Image.LANCZOS)
+            )
     return strip
 
 
@@ -46,7 +50,12 @@ def plot_overview(aligned: pd.DataFrame, per_cell: int, seed: int, thumb: int = 
 
     picks = pick_examples(aligned, per_cell, seed)
     counts = aligned.groupby(["disease", "age_group"]).size()
-    fig, axes = plt.subplots(len(DISEASES), len(AGE_GROUPS), figsize=(1.0 * per_cell * len(AGE_GROUPS) + 1, 1.15 * len(DISEASES) + 0.6), squeeze=False)
+    fig, axes = plt.subplots(
+        len(DISEASES),
+        len(AGE_GROUPS),
+        figsize=(1.0 * per_cell * len(AGE_GROUPS) + 1, 1.15 * len(DISEASES) + 0.6),
+        squeeze=False,
+    )
     for r, disease in enumerate(DISEASES):
         for c, age_group in enumerate(AGE_GROUPS):
             ax = axes[r, c]
@@ -63,7 +72,14 @@ def plot_overview(aligned: pd.DataFrame, per_cell: int, seed: int, thumb: int = 
             if c == 0:
                 ax.set_ylabel(disease, fontsize=10)
             if r == 0:
-                ax.annotate(age_group.replace("_", " "), (0.5, 1.3), xycoords="axes fraction", ha="center", va="bottom", fontsize=10)
+                ax.annotate(
+                    age_group.replace("_", " "),
+                    (0.5, 1.3),
+                    xycoords="axes fraction",
+                    ha="center",
+                    va="bottom",
+                    fontsize=10,
+                )
     fig.suptitle("Aligned faces by disease (rows) and age group (columns)", fontsize=11, y=1.02)
     fig.tight_layout()
     return fig

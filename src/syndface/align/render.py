@@ -20,7 +20,7 @@ landmarks, so hair, ears, clothes and scenery carry no signal.
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 from PIL import Image
@@ -80,7 +80,9 @@ def render_aligned(
     to_crop = np.array([[1.0, 0.0, -lo[0]], [0.0, 1.0, -lo[1]], [0.0, 0.0, 1.0]])
     to_shrunk = np.diag([1 / shrink, 1 / shrink, 1.0])
     matrix = to_shrunk @ to_crop @ to_source @ to_output
-    big = source.transform((size * ss, size * ss), Image.AFFINE, tuple(matrix[:2].ravel()), Image.BILINEAR, fillcolor=(0, 0, 0))
+    big = source.transform(
+        (size * ss, size * ss), Image.AFFINE, tuple(matrix[:2].ravel()), Image.BILINEAR, fillcolor=(0, 0, 0)
+    )
     if background == "pad":
         return np.asarray(big.resize((size, size), Image.LANCZOS), dtype=np.uint8)
     landmarks = {name: source_to_output(p, quad, size)[0] * ss for name, p in points.items()}

@@ -88,13 +88,25 @@ def align_image(path: str, manual: Points | None, options: AlignOptions) -> tupl
         except AlignmentError as exc:
             reasons.append(f"{method}: {exc}")
             continue
-        return {"status": "ok", "method": method, "n_faces": n_faces, "reason": "", **points_to_columns(points)}, aligned
+        return {
+            "status": "ok",
+            "method": method,
+            "n_faces": n_faces,
+            "reason": "",
+            **points_to_columns(points),
+        }, aligned
     return _failed("; ".join(reasons), n_faces), None
 
 
 def _failed(reason: str, n_faces: int | None) -> dict:
     # Decoder messages may hold tabs or newlines; the report is one line per image.
-    return {"status": "failed", "method": "", "n_faces": n_faces, "reason": " ".join(reason.split()), **points_to_columns(None)}
+    return {
+        "status": "failed",
+        "method": "",
+        "n_faces": n_faces,
+        "reason": " ".join(reason.split()),
+        **points_to_columns(None),
+    }
 
 
 def align_shard(rows: pd.DataFrame, manual: dict[str, Points], options: AlignOptions, out_dir: Path) -> pd.DataFrame:
@@ -117,14 +129,28 @@ def align_shard(rows: pd.DataFrame, manual: dict[str, Points], options: AlignOpt
 
 
 def main(argv: list[str], prog: str = "syndface align-shard") -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--manifest", required=True, help="results/cohort/manifest.tsv")
     parser.add_argument("--shard", type=int, required=True, help="shard index k (rows [k*S, (k+1)*S))")
     parser.add_argument("--shard-size", type=int, required=True, help="rows per shard S")
     parser.add_argument("--size", type=int, required=True, help="output side in pixels")
-    parser.add_argument("--zoom", type=float, default=PAPER_ZOOM, help="crop zoom: 1 = FFHQ, 512/462 = the paper's centred crop (default)")
-    parser.add_argument("--background", choices=BACKGROUNDS, default="ellipse", help="ellipse: black outside the face ellipse and the photo; pad: black outside the photo only")
-    parser.add_argument("--prefer", choices=METHODS, default="dlib", help="landmark source tried first; the other is the fallback")
+    parser.add_argument(
+        "--zoom",
+        type=float,
+        default=PAPER_ZOOM,
+        help="crop zoom: 1 = FFHQ, 512/462 = the paper's centred crop (default)",
+    )
+    parser.add_argument(
+        "--background",
+        choices=BACKGROUNDS,
+        default="ellipse",
+        help="ellipse: black outside the face ellipse and the photo; pad: black outside the photo only",
+    )
+    parser.add_argument(
+        "--prefer", choices=METHODS, default="dlib", help="landmark source tried first; the other is the fallback"
+    )
     parser.add_argument("--manual-landmarks", help="landmark TSV (image_id + eye/nose/mouth x,y in source pixels)")
     parser.add_argument("--upsample", type=int, default=1, help="dlib detector upsampling (FFHQ: 1)")
     parser.add_argument("--out-dir", required=True, help="shard directory: images/ and report.tsv")
@@ -137,18 +163,37 @@ def main(argv: list[str], prog: str = "syndface align-shard") -> int:
     rows = shard_rows(manifest, args.shard, args.shard_size)
     manual = read_manual_landmarks(args.manual_landmarks) if args.manual_landmarks else {}
     first = args.shard * args.shard_size
-    log.info("shard %d: manifest rows %d..%d of %d (%s)", args.shard, first, first + len(rows), len(manifest), options.describe())
+    log.info(
+        "shard %d: manifest rows %d..%d of %d (%s)",
+        args.shard,
+        first,
+        first + len(rows),
+        len(manifest),
+        options.describe(),
+    )
     if rows.empty:
-        log.warning("shard %d is past the end of the manifest (%d rows): writing an empty report", args.shard, len(manifest))
+        log.warning(
+            "shard %d is past the end of the manifest (%d rows): writing an empty report", args.shard, len(manifest)
+        )
     out_dir = Path(args.out_dir)
     report = align_shard(rows, manual, options, out_dir)
     header = [f"settings: {options.describe()}", f"shard {args.shard}: manifest rows {first}..{first + len(rows)}"]
     write_tsv(report, out_dir / "report.tsv", header_lines=header)
     failed = report[report["status"] == "failed"]
-    log.info("shard %d: %d aligned (%s), %d failed", args.shard, len(report) - len(failed), ", ".join(f"{m}={n}" for m, n in report.loc[report["status"] == "ok", "method"].value_counts().items()), len(failed))
+    log.info(
+        "shard %d: %d aligned (%s), %d failed",
+        args.shard,
+        len(report) - len(failed),
+        ", ".join(f"{m}={n}" for m, n in report.loc[report["status"] == "ok", "method"].value_counts().items()),
+        len(failed),
+    )
     for image_id, reason in zip(failed["image_id"], failed["reason"]):
         log.warning("failed %s: %s", image_id, reason)
     several = int((report["n_faces"] > 1).sum())
     if several:
-        log.info("shard %d: %d image(s) showed several faces; the largest was aligned (n_faces in the report)", args.shard, several)
+        log.info(
+            "shard %d: %d image(s) showed several faces; the largest was aligned (n_faces in the report)",
+            args.shard,
+            several,
+        )
     return 0

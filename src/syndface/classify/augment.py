@@ -252,7 +252,10 @@ def distort(x: torch.Tensor, which: torch.Tensor, gen: torch.Generator) -> torch
     """Apply distortion `which[i]` (index into DISTORTIONS, -1 = none) to image i; borders reflected."""
     n, _, h, w = x.shape
     params = {
-        "optical": (_uniform(n, -OPTICAL_DISTORT_LIMIT, OPTICAL_DISTORT_LIMIT, gen), _uniform((n, 2), -OPTICAL_SHIFT_LIMIT, OPTICAL_SHIFT_LIMIT, gen)),
+        "optical": (
+            _uniform(n, -OPTICAL_DISTORT_LIMIT, OPTICAL_DISTORT_LIMIT, gen),
+            _uniform((n, 2), -OPTICAL_SHIFT_LIMIT, OPTICAL_SHIFT_LIMIT, gen),
+        ),
         "grid": tuple(1 + _uniform((n, GRID_STEPS), -GRID_DISTORT_LIMIT, GRID_DISTORT_LIMIT, gen) for _ in "xy"),
         "elastic_affine": (_uniform((n, 3, 2), -2 * ELASTIC_AFFINE_FRACTION, 2 * ELASTIC_AFFINE_FRACTION, gen),),
     }
@@ -312,9 +315,13 @@ def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
     value, argmax = x.max(1)
     delta = value - x.min(1).values
     safe = torch.where(delta > 0, delta, torch.ones_like(delta))
-    hue = torch.stack([((g - b) / safe) % 6, (b - r) / safe + 2, (r - g) / safe + 4], 1).gather(1, argmax[:, None])[:, 0]
+    hue = torch.stack([((g - b) / safe) % 6, (b - r) / safe + 2, (r - g) / safe + 4], 1).gather(1, argmax[:, None])[
+        :, 0
+    ]
     hue = torch.where(delta > 0, hue / 6, torch.zeros_like(hue))
-    saturation = torch.where(value > 0, delta / torch.where(value > 0, value, torch.ones_like(value)), torch.zeros_like(value))
+    saturation = torch.where(
+        value > 0, delta / torch.where(value > 0, value, torch.ones_like(value)), torch.zeros_like(value)
+    )
     return torch.stack([hue, saturation, value], 1)
 
 
@@ -334,7 +341,9 @@ def hue_saturation_value(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
     return hsv_to_rgb(torch.cat([hue[:, None], rest], 1)).clamp_(0.0, 1.0)
 
 
-def shift_scale_rotate(x: torch.Tensor, apply: torch.Tensor, angle_deg: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+def shift_scale_rotate(
+    x: torch.Tensor, apply: torch.Tensor, angle_deg: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor
+) -> torch.Tensor:
     """ShiftScaleRotate where `apply`: rotate by angle_deg and scale about the centre, then shift by
     `shift` (N x 2, fraction of the side); black outside the source."""
     idx = apply.nonzero().flatten()
@@ -352,7 +361,9 @@ def shift_scale_rotate(x: torch.Tensor, apply: torch.Tensor, angle_deg: torch.Te
     return out
 
 
-def cutout(x: torch.Tensor, apply: torch.Tensor, centres: torch.Tensor, fraction: float = CUTOUT_FRACTION) -> torch.Tensor:
+def cutout(
+    x: torch.Tensor, apply: torch.Tensor, centres: torch.Tensor, fraction: float = CUTOUT_FRACTION
+) -> torch.Tensor:
     """One black square hole of side fraction x size from centre - side // 2 (clipped to 0, the side kept)
     to the bottom-right border at most, as albumentations 0.4.6's Cutout."""
     n, _, h, w = x.shape
@@ -392,8 +403,12 @@ class BatchAugment:
         if self.mode == "light":
             transpose, vflip = torch.zeros_like(transpose), torch.zeros_like(vflip)
         x = dihedral(x, transpose, vflip, hflip)
-        beta = torch.where(_chance(n, P_BRIGHTNESS, g), _uniform(n, -BRIGHTNESS_LIMIT, BRIGHTNESS_LIMIT, g), torch.zeros(n))
-        alpha = torch.where(_chance(n, P_CONTRAST, g), _uniform(n, 1 - CONTRAST_LIMIT, 1 + CONTRAST_LIMIT, g), torch.ones(n))
+        beta = torch.where(
+            _chance(n, P_BRIGHTNESS, g), _uniform(n, -BRIGHTNESS_LIMIT, BRIGHTNESS_LIMIT, g), torch.zeros(n)
+        )
+        alpha = torch.where(
+            _chance(n, P_CONTRAST, g), _uniform(n, 1 - CONTRAST_LIMIT, 1 + CONTRAST_LIMIT, g), torch.ones(n)
+        )
         x = brightness_contrast(x, beta, alpha)
         if self.mode == "paper":
             x = blur_or_noise(x, _choice(n, P_BLUR_OR_NOISE, len(BLUR_OR_NOISE), g), g)
@@ -404,7 +419,14 @@ class BatchAugment:
                 x = x.clone()
                 x[idx] = clahe(x[idx])
         use_hsv = _chance(n, P_HSV, g)
-        shifts = torch.stack([_uniform(n, -HUE_SHIFT, HUE_SHIFT, g), _uniform(n, -SAT_SHIFT, SAT_SHIFT, g), _uniform(n, -VAL_SHIFT, VAL_SHIFT, g)], 1)
+        shifts = torch.stack(
+            [
+                _uniform(n, -HUE_SHIFT, HUE_SHIFT, g),
+                _uniform(n, -SAT_SHIFT, SAT_SHIFT, g),
+                _uniform(n, -VAL_SHIFT, VAL_SHIFT, g),
+            ],
+            1,
+        )
         if use_hsv.any():
             idx = use_hsv.nonzero().flatten()
             x = x.clone()

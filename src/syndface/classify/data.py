@@ -72,10 +72,14 @@ def split_fold(index: pd.DataFrame, folds: pd.DataFrame, fold: int) -> tuple[pd.
     joined = index.merge(folds[["image_id", "fold"]], on="image_id", how="inner", validate="one_to_one")
     missing = len(folds) - len(joined)
     if missing:
-        log.warning("%d image(s) of the folds table are not in the cache (failed alignment); they are left out", missing)
+        log.warning(
+            "%d image(s) of the folds table are not in the cache (failed alignment); they are left out", missing
+        )
     if (joined["split"] != "train").any():
         bad = joined.loc[joined["split"] != "train", "image_id"].head(5).tolist()
-        raise ValueError(f"the folds table lists test-split images ({', '.join(bad)}): rebuild it with `syndface make-folds`")
+        raise ValueError(
+            f"the folds table lists test-split images ({', '.join(bad)}): rebuild it with `syndface make-folds`"
+        )
     return joined[joined["fold"] != fold], joined[joined["fold"] == fold]
 
 
@@ -96,11 +100,15 @@ def fake_targets(fakes: pd.DataFrame, label_mode: str) -> np.ndarray:
     sums = soft.sum(1)
     if (soft < 0).any() or not np.allclose(sums, 1.0, atol=1e-3):
         bad = fakes["image_id"].iloc[np.flatnonzero((soft < 0).any(1) | ~np.isclose(sums, 1.0, atol=1e-3))[:5]].tolist()
-        raise ValueError(f"soft labels must be non-negative and sum to 1 ({', '.join(LABEL_COLUMNS)}); bad rows: {', '.join(bad)}")
+        raise ValueError(
+            f"soft labels must be non-negative and sum to 1 ({', '.join(LABEL_COLUMNS)}); bad rows: {', '.join(bad)}"
+        )
     return soft / sums[:, None]
 
 
-def load_fakes(manifest_path: str | os.PathLike, fold: int, image_size: int, label_mode: str) -> tuple[np.ndarray, np.ndarray]:
+def load_fakes(
+    manifest_path: str | os.PathLike, fold: int, image_size: int, label_mode: str
+) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 images resized to image_size, target probabilities) of a fake-image manifest of fold `fold`."""
     manifest_path = Path(manifest_path)
     fakes = read_tsv(manifest_path)
@@ -108,7 +116,9 @@ def load_fakes(manifest_path: str | os.PathLike, fold: int, image_size: int, lab
         if column not in fakes.columns:
             raise ValueError(f"{manifest_path}: fake manifest lacks column {column!r}")
     if "fold" in fakes.columns and (fakes["fold"] != fold).any():
-        raise ValueError(f"{manifest_path} holds fakes of GAN fold(s) {sorted(set(fakes['fold']))}, not {fold}: a fold-{fold} model may only train on its own GAN's fakes")
+        raise ValueError(
+            f"{manifest_path} holds fakes of GAN fold(s) {sorted(set(fakes['fold']))}, not {fold}: a fold-{fold} model may only train on its own GAN's fakes"
+        )
     targets = fake_targets(fakes, label_mode)
     images = np.empty((len(fakes), image_size, image_size, 3), np.uint8)
     paths = (resolve_image_path(p, manifest_path) for p in fakes["path"])
@@ -117,12 +127,20 @@ def load_fakes(manifest_path: str | os.PathLike, fold: int, image_size: int, lab
     return images, targets
 
 
-def load_fold_data(cache_dir: str | os.PathLike, folds_path: str | os.PathLike, fold: int, image_size: int,
-                   fakes_path: str | os.PathLike | None = None, label_mode: str = "hard") -> FoldData:
+def load_fold_data(
+    cache_dir: str | os.PathLike,
+    folds_path: str | os.PathLike,
+    fold: int,
+    image_size: int,
+    fakes_path: str | os.PathLike | None = None,
+    label_mode: str = "hard",
+) -> FoldData:
     cache, index = load_cache(cache_dir)
     if cache.shape[1] != image_size:
-        raise ValueError(f"{cache_dir} holds {cache.shape[1]} px images but the model trains at {image_size} px: "
-                         f"build a {image_size} px cache (`syndface build-cache --size {image_size}`) or change the image size")
+        raise ValueError(
+            f"{cache_dir} holds {cache.shape[1]} px images but the model trains at {image_size} px: "
+            f"build a {image_size} px cache (`syndface build-cache --size {image_size}`) or change the image size"
+        )
     train_rows, val_rows = split_fold(index, read_tsv(folds_path), fold)
     if val_rows.empty or not (val_rows["source"] == "cohort").any():
         raise ValueError(f"fold {fold} has no cohort images to validate on: check the folds table")
@@ -139,6 +157,13 @@ def load_fold_data(cache_dir: str | os.PathLike, folds_path: str | os.PathLike, 
         val_cohort=(val_rows["source"] == "cohort").to_numpy(),
     )
     counts = ", ".join(f"{d} {n:g}" for d, n in zip(DISEASES, train_targets.sum(0)))
-    log.info("fold %d: %d train images (%d fakes; per class %s), %d validation images (%d cohort)", fold,
-             len(data.train), 0 if extra is None else len(extra), counts, len(data.val), int(data.val_cohort.sum()))
+    log.info(
+        "fold %d: %d train images (%d fakes; per class %s), %d validation images (%d cohort)",
+        fold,
+        len(data.train),
+        0 if extra is None else len(extra),
+        counts,
+        len(data.val),
+        int(data.val_cohort.sum()),
+    )
     return data

@@ -52,7 +52,9 @@ def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = len(DISEASES)) -> np.ndarray:
     """Counts, rows = true class, columns = predicted class."""
-    return np.bincount(np.asarray(y_true) * n_classes + np.asarray(y_pred), minlength=n_classes**2).reshape(n_classes, n_classes)
+    return np.bincount(np.asarray(y_true) * n_classes + np.asarray(y_pred), minlength=n_classes**2).reshape(
+        n_classes, n_classes
+    )
 
 
 def row_normalise(counts: np.ndarray) -> np.ndarray:
@@ -90,23 +92,33 @@ def class_metrics(predictions: pd.DataFrame, n_boot: int, seed: int) -> pd.DataF
     accuracy = class_recalls(y_true, y_pred)
     mean_samples = samples[:, present].mean(1, keepdims=True)
     low, high = interval(np.concatenate([samples, mean_samples], 1))
-    return pd.DataFrame({
-        "class": [*DISEASES, AVERAGE],
-        "n": [*n, int(n.sum())],
-        "correct": [*correct, int(correct.sum())],
-        "accuracy": [*accuracy, float(accuracy[present].mean())],
-        "ci_low": low,
-        "ci_high": high,
-    })
+    return pd.DataFrame(
+        {
+            "class": [*DISEASES, AVERAGE],
+            "n": [*n, int(n.sum())],
+            "correct": [*correct, int(correct.sum())],
+            "accuracy": [*accuracy, float(accuracy[present].mean())],
+            "ci_low": low,
+            "ci_high": high,
+        }
+    )
 
 
 def group_metrics(predictions: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
     """Four-class accuracy of each disease x age group present in the test split."""
     y_true, y_pred = labels_and_predictions(predictions)
-    frame = pd.DataFrame({"disease": predictions["disease"].to_numpy(), "age_group": predictions["age_group"].to_numpy(), "correct": y_true == y_pred})
+    frame = pd.DataFrame(
+        {
+            "disease": predictions["disease"].to_numpy(),
+            "age_group": predictions["age_group"].to_numpy(),
+            "correct": y_true == y_pred,
+        }
+    )
     rows = [(d, a) for d in DISEASES for a in AGE_GROUPS]
     stats = frame.groupby(["disease", "age_group"])["correct"].agg(["size", "sum"]).reindex(rows).dropna()
-    samples = bootstrap_accuracy(stats["size"].to_numpy(), stats["sum"].to_numpy(), n_boot, rng(seed, "bootstrap", "groups"))
+    samples = bootstrap_accuracy(
+        stats["size"].to_numpy(), stats["sum"].to_numpy(), n_boot, rng(seed, "bootstrap", "groups")
+    )
     low, high = interval(samples)
     out = stats.reset_index().rename(columns={"size": "n", "sum": "correct"})
     out[["n", "correct"]] = out[["n", "correct"]].astype(int)
@@ -124,22 +136,35 @@ def two_way_answers(predictions: pd.DataFrame) -> pd.DataFrame:
         images = test[test["disease"].isin([syndrome, control])]
         says_syndrome = images[f"p_{syndrome}"].to_numpy() > images[f"p_{control}"].to_numpy()
         answer = np.where(says_syndrome, syndrome, control)
-        parts.append(pd.DataFrame({
-            "survey": survey, "image_id": images["image_id"].to_numpy(), "disease": images["disease"].to_numpy(),
-            "age_group": images["age_group"].to_numpy(), "p_syndrome": images[f"p_{syndrome}"].to_numpy(),
-            "p_control": images[f"p_{control}"].to_numpy(), "answer": answer, "correct": answer == images["disease"].to_numpy(),
-        }))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "survey": survey,
+                    "image_id": images["image_id"].to_numpy(),
+                    "disease": images["disease"].to_numpy(),
+                    "age_group": images["age_group"].to_numpy(),
+                    "p_syndrome": images[f"p_{syndrome}"].to_numpy(),
+                    "p_control": images[f"p_{control}"].to_numpy(),
+                    "answer": answer,
+                    "correct": answer == images["disease"].to_numpy(),
+                }
+            )
+        )
     return pd.concat(parts, ignore_index=True)
 
 
 def two_way_metrics(answers: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
     """Two-way accuracy per survey x disease x age group, and per survey x disease over all ages ("all")."""
     by_group = answers.groupby(["survey", "disease", "age_group"])["correct"].agg(["size", "sum"]).reset_index()
-    overall = answers.groupby(["survey", "disease"])["correct"].agg(["size", "sum"]).reset_index().assign(age_group="all")
+    overall = (
+        answers.groupby(["survey", "disease"])["correct"].agg(["size", "sum"]).reset_index().assign(age_group="all")
+    )
     order = {name: i for i, name in enumerate([*SURVEYS, *DISEASES, *AGE_GROUPS, "all"])}
     stats = pd.concat([by_group, overall], ignore_index=True)
     stats = stats.sort_values(["survey", "disease", "age_group"], key=lambda s: s.map(order)).reset_index(drop=True)
-    samples = bootstrap_accuracy(stats["size"].to_numpy(), stats["sum"].to_numpy(), n_boot, rng(seed, "bootstrap", "two_way"))
+    samples = bootstrap_accuracy(
+        stats["size"].to_numpy(), stats["sum"].to_numpy(), n_boot, rng(seed, "bootstrap", "two_way")
+    )
     low, high = interval(samples)
     out = stats.rename(columns={"size": "n", "sum": "correct"})
     out["accuracy"] = out["correct"] / out["n"]
@@ -169,7 +194,15 @@ def confusion_figure(table: pd.DataFrame, title: str):
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
             if np.isfinite(values[i, j]):
-                ax.text(j, i, f"{values[i, j]:.1f}", ha="center", va="center", color="white" if values[i, j] > 60 else "black", fontsize=9)
+                ax.text(
+                    j,
+                    i,
+                    f"{values[i, j]:.1f}",
+                    ha="center",
+                    va="center",
+                    color="white" if values[i, j] > 60 else "black",
+                    fontsize=9,
+                )
     labels = [f"{d}\n(n={n})" for d, n in zip(DISEASES, table["n"])]
     ax.set_xticks(range(len(DISEASES)), DISEASES)
     ax.set_yticks(range(len(DISEASES)), labels)
@@ -183,14 +216,24 @@ def confusion_figure(table: pd.DataFrame, title: str):
 def evaluate(predictions: pd.DataFrame, out_dir: str | Path, n_boot: int, seed: int, title: str) -> pd.DataFrame:
     """Write the five evaluation outputs of one variant; returns metrics.tsv's table."""
     out_dir = Path(out_dir)
-    header = [f"{title}: {len(predictions)} test images; bootstrap {n_boot} resamples, percentile 95% intervals, seed {seed}"]
+    header = [
+        f"{title}: {len(predictions)} test images; bootstrap {n_boot} resamples, percentile 95% intervals, seed {seed}"
+    ]
     metrics = class_metrics(predictions, n_boot, seed)
     write_tsv(metrics, out_dir / "metrics.tsv", header_lines=header)
     write_tsv(group_metrics(predictions, n_boot, seed), out_dir / "per_group.tsv", header_lines=header)
-    write_tsv(two_way_metrics(two_way_answers(predictions), n_boot, seed), out_dir / "two_way.tsv",
-              header_lines=header + ["answer = whichever of P(syndrome), P(control) is higher, over the survey's cohort test images"])
+    write_tsv(
+        two_way_metrics(two_way_answers(predictions), n_boot, seed),
+        out_dir / "two_way.tsv",
+        header_lines=header
+        + ["answer = whichever of P(syndrome), P(control) is higher, over the survey's cohort test images"],
+    )
     confusion = confusion_table(predictions)
-    write_tsv(confusion, out_dir / "confusion.tsv", header_lines=[f"{title}: rows = true class (fractions of n), columns = predicted class"])
+    write_tsv(
+        confusion,
+        out_dir / "confusion.tsv",
+        header_lines=[f"{title}: rows = true class (fractions of n), columns = predicted class"],
+    )
     save_figure(confusion_figure(confusion, title), out_dir / "confusion.png")
     return metrics
 
@@ -204,7 +247,11 @@ def main(argv: list[str], prog: str = "syndface evaluate-classifier") -> int:
     p.add_argument("--out-dir", required=True, help="results/evaluation/<variant>")
     args = p.parse_args(argv)
     predictions = read_tsv(args.predictions)
-    missing = [c for c in ("image_id", "disease", "age_group", "source", "pred", *(f"p_{d}" for d in DISEASES)) if c not in predictions.columns]
+    missing = [
+        c
+        for c in ("image_id", "disease", "age_group", "source", "pred", *(f"p_{d}" for d in DISEASES))
+        if c not in predictions.columns
+    ]
     if missing:
         raise SystemExit(f"{args.predictions} lacks column(s) {', '.join(missing)}: write it with `syndface predict`")
     title = args.title or Path(args.predictions).parent.name

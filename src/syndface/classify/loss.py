@@ -21,7 +21,9 @@ import torch.nn.functional as F
 LOSS_NORMALISATIONS = ("weights", "batch")
 
 
-def weighted_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, normalisation: str = "weights") -> torch.Tensor:
+def weighted_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, normalisation: str = "weights"
+) -> torch.Tensor:
     """Loss of N x C `logits` against N x C target probabilities (one-hot rows for hard labels)."""
     if normalisation not in LOSS_NORMALISATIONS:
         raise ValueError(f"unknown loss normalisation {normalisation!r}; allowed: {', '.join(LOSS_NORMALISATIONS)}")

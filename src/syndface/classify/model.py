@@ -103,6 +103,8 @@ def normalise(x: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
 
 
-def preprocess(images: torch.Tensor, device: str | torch.device | None = None, channels_last: bool = False) -> torch.Tensor:
+def preprocess(
+    images: torch.Tensor, device: str | torch.device | None = None, channels_last: bool = False
+) -> torch.Tensor:
     """uint8 NHWC images -> float32 NCHW normalised with the ImageNet mean/std (the paper's Normalize)."""
     return normalise(to_unit_float(images, device), channels_last)

@@ -22,10 +22,10 @@ import torch
 from syndface.align.cache import load_cache
 from syndface.classify.data import ImageSet
 from syndface.classify.model import load_classifier
-from syndface.runtime import Precision, configure, resolve_device
 from syndface.classify.train import predict_probabilities
 from syndface.io import write_tsv
 from syndface.log import get_logger
+from syndface.runtime import Precision, configure, resolve_device
 from syndface.taxonomy import DISEASES
 
 log = get_logger("syndface.classify")
@@ -43,8 +43,9 @@ def ensemble(probabilities: np.ndarray, threshold: float) -> tuple[np.ndarray, n
     return mean, use.sum(0).astype(int), fallback
 
 
-def fold_probabilities(model_paths: list[str], images: ImageSet, image_size: int, batch_size: int,
-                       device: torch.device) -> tuple[list[int], np.ndarray]:
+def fold_probabilities(
+    model_paths: list[str], images: ImageSet, image_size: int, batch_size: int, device: torch.device
+) -> tuple[list[int], np.ndarray]:
     """(fold number of each model, folds x images x classes softmax)."""
     precision = Precision.for_device(device)
     folds, out = [], []
@@ -52,7 +53,9 @@ def fold_probabilities(model_paths: list[str], images: ImageSet, image_size: int
         model, ckpt = load_classifier(path, device)
         trained = ckpt["arch"].get("image_size")
         if trained is not None and trained != image_size:
-            raise ValueError(f"{path} was trained at {trained} px but the cache holds {image_size} px images: predict from the {trained} px cache")
+            raise ValueError(
+                f"{path} was trained at {trained} px but the cache holds {image_size} px images: predict from the {trained} px cache"
+            )
         if list(ckpt.get("classes", DISEASES)) != list(DISEASES):
             raise ValueError(f"{path} predicts classes {ckpt['classes']}, not {list(DISEASES)}")
         if precision.channels_last:
@@ -65,7 +68,9 @@ def fold_probabilities(model_paths: list[str], images: ImageSet, image_size: int
     return folds, np.stack(out)
 
 
-def prediction_table(index: pd.DataFrame, folds: list[int], probabilities: np.ndarray, threshold: float) -> pd.DataFrame:
+def prediction_table(
+    index: pd.DataFrame, folds: list[int], probabilities: np.ndarray, threshold: float
+) -> pd.DataFrame:
     mean, n_models, fallback = ensemble(probabilities, threshold)
     table = index[["image_id", "disease", "age_group", "source"]].reset_index(drop=True)
     columns = {f"p_fold{k}_{c}": probabilities[f, :, j] for f, k in enumerate(folds) for j, c in enumerate(DISEASES)}
@@ -79,9 +84,16 @@ def prediction_table(index: pd.DataFrame, folds: list[int], probabilities: np.nd
 
 def main(argv: list[str], prog: str = "syndface predict") -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", required=True, help="the fold models (results/classifier/<variant>/fold<k>/model.pt)")
+    p.add_argument(
+        "--models", nargs="+", required=True, help="the fold models (results/classifier/<variant>/fold<k>/model.pt)"
+    )
     p.add_argument("--cache", required=True, help="packed cache directory at the models' resolution")
-    p.add_argument("--threshold", type=float, default=0.5, help="a fold model joins the mean when its max probability is >= this (paper 0.5; code 0.2)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="a fold model joins the mean when its max probability is >= this (paper 0.5; code 0.2)",
+    )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto")
     p.add_argument("--num-threads", type=int, default=1)
@@ -94,11 +106,20 @@ def main(argv: list[str], prog: str = "syndface predict") -> int:
     test = index[index["split"] == "test"]
     if test.empty:
         raise SystemExit(f"{args.cache} holds no test-split image: nothing to predict")
-    folds, probabilities = fold_probabilities(args.models, ImageSet(cache, test["row"].to_numpy()), cache.shape[1], args.batch_size, device)
+    folds, probabilities = fold_probabilities(
+        args.models, ImageSet(cache, test["row"].to_numpy()), cache.shape[1], args.batch_size, device
+    )
     table = prediction_table(test, folds, probabilities, args.threshold)
-    header = [f"ensemble of folds {', '.join(map(str, folds))}: mean over fold models with max probability >= {args.threshold}; "
-              "fallback = plain mean over all models where none reaches it"]
+    header = [
+        f"ensemble of folds {', '.join(map(str, folds))}: mean over fold models with max probability >= {args.threshold}; "
+        "fallback = plain mean over all models where none reaches it"
+    ]
     write_tsv(table, args.out, header_lines=header)
-    log.info("%d test images, %d fallback rows, accuracy %.3f -> %s", len(table), int(table["fallback"].sum()),
-             float((table["pred"] == table["disease"]).mean()), Path(args.out))
+    log.info(
+        "%d test images, %d fallback rows, accuracy %.3f -> %s",
+        len(table),
+        int(table["fallback"].sum()),
+        float((table["pred"] == table["disease"]).mean()),
+        Path(args.out),
+    )
     return 0

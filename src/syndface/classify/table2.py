@@ -45,7 +45,9 @@ def make_table2(metrics: dict[str, pd.DataFrame], with_ci: bool = False) -> pd.D
         frame = metrics[variant].set_index("class")
         missing = [r for r in ROWS if r not in frame.index]
         if missing:
-            raise ValueError(f"metrics of {variant} lack row(s) {', '.join(missing)}: write them with `syndface evaluate-classifier`")
+            raise ValueError(
+                f"metrics of {variant} lack row(s) {', '.join(missing)}: write them with `syndface evaluate-classifier`"
+            )
         name = column_name(variant)
         table[name] = frame.loc[list(ROWS), "accuracy"].to_numpy()
         if with_ci:
@@ -56,12 +58,21 @@ def make_table2(metrics: dict[str, pd.DataFrame], with_ci: bool = False) -> pd.D
 
 def main(argv: list[str], prog: str = "syndface make-table2") -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--metrics", nargs="+", required=True, metavar="VARIANT=PATH",
-                   help="e.g. real=results/evaluation/real/metrics.tsv real+age_progression=...")
+    p.add_argument(
+        "--metrics",
+        nargs="+",
+        required=True,
+        metavar="VARIANT=PATH",
+        help="e.g. real=results/evaluation/real/metrics.tsv real+age_progression=...",
+    )
     p.add_argument("--ci", action="store_true", help="add <column>_ci_low/_ci_high columns")
     p.add_argument("--out", required=True, help="results/table2.tsv")
     args = p.parse_args(argv)
     paths = parse_metrics_args(args.metrics)
     table = make_table2({variant: read_tsv(path) for variant, path in paths.items()}, args.ci)
-    write_tsv(table, args.out, header_lines=["Table 2: test accuracy (recall) per class and their unweighted mean (average), as fractions"])
+    write_tsv(
+        table,
+        args.out,
+        header_lines=["Table 2: test accuracy (recall) per class and their unweighted mean (average), as fractions"],
+    )
     return 0

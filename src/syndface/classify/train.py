@@ -23,9 +23,10 @@ import argparse
 import concurrent.futures
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,10 +37,10 @@ from syndface.classify.data import FoldData, ImageSet, load_fold_data
 from syndface.classify.evaluate import balanced_accuracy
 from syndface.classify.loss import LOSS_NORMALISATIONS, weighted_cross_entropy
 from syndface.classify.model import arch_of, build_classifier, normalise, to_unit_float
-from syndface.runtime import Precision, configure, resolve_device
 from syndface.classify.schedule import paper_lr
 from syndface.io import save_torch, write_tsv
 from syndface.log import format_seconds, get_logger, progress
+from syndface.runtime import Precision, configure, resolve_device
 from syndface.seeding import derive_seed
 from syndface.taxonomy import DISEASES
 
@@ -67,15 +68,24 @@ class TrainConfig:
     lr: float = 3e-5
     warmup_factor: float = 10.0
     early_stop: int = 10
-    class_weights: dict[str, float] = field(default_factory=lambda: {"WS": 10.0, "22q": 10.0, "control": 10.0, "unaffected": 1.0})
+    class_weights: dict[str, float] = field(
+        default_factory=lambda: {"WS": 10.0, "22q": 10.0, "control": 10.0, "unaffected": 1.0}
+    )
     label_mode: str = "hard"
     loss_normalisation: str = "weights"
     augment: str = "paper"
     seed: int = 1
 
     def arch(self) -> dict[str, Any]:
-        return arch_of({"name": self.model, "num_classes": len(DISEASES), "dropout": self.dropout,
-                        "msd_samples": self.msd_samples, "image_size": self.image_size})
+        return arch_of(
+            {
+                "name": self.model,
+                "num_classes": len(DISEASES),
+                "dropout": self.dropout,
+                "msd_samples": self.msd_samples,
+                "image_size": self.image_size,
+            }
+        )
 
     def weights(self) -> torch.Tensor:
         return torch.tensor([self.class_weights[d] for d in DISEASES], dtype=torch.float32)
@@ -136,9 +146,17 @@ def to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
     return batch
 
 
-def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, targets: torch.Tensor,
-               weights: torch.Tensor, augment: BatchAugment, precision: Precision, device: torch.device,
-               loss_normalisation: str = "weights") -> torch.Tensor:
+def train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor,
+    augment: BatchAugment,
+    precision: Precision,
+    device: torch.device,
+    loss_normalisation: str = "weights",
+) -> torch.Tensor:
     """One optimiser step on a uint8 NHWC batch; returns the loss (on the device, not synchronised)."""
     x = normalise(augment(to_unit_float(images, device)), precision.channels_last)
     with precision.autocast_context(device):
@@ -151,8 +169,9 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, images:
 
 
 @torch.no_grad()
-def predict_probabilities(model: torch.nn.Module, images: ImageSet, batch_size: int, precision: Precision,
-                          device: torch.device) -> np.ndarray:
+def predict_probabilities(
+    model: torch.nn.Module, images: ImageSet, batch_size: int, precision: Precision, device: torch.device
+) -> np.ndarray:
     """Softmax of every image of `images` (N x C, float32); every batch padded to batch_size so
     the GPU sees one shape."""
     model.eval()
@@ -168,7 +187,9 @@ def predict_probabilities(model: torch.nn.Module, images: ImageSet, batch_size: 
     return torch.cat(out).numpy() if out else np.empty((0, len(DISEASES)), np.float32)
 
 
-def validate(model: torch.nn.Module, data: FoldData, batch_size: int, precision: Precision, device: torch.device) -> dict[str, float]:
+def validate(
+    model: torch.nn.Module, data: FoldData, batch_size: int, precision: Precision, device: torch.device
+) -> dict[str, float]:
     pred = predict_probabilities(model, data.val, batch_size, precision, device).argmax(1)
     cohort = data.val_cohort
     return {
@@ -190,7 +211,9 @@ class Trainer:
         # Dropout draws from the global generator; the order and augmentation streams have their own.
         torch.manual_seed(derive_seed(cfg.seed, "classifier", "dropout", cfg.fold))
         self.order_gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "classifier", "order", cfg.fold))
-        self.augment = BatchAugment(cfg.augment, torch.Generator().manual_seed(derive_seed(cfg.seed, "classifier", "augment", cfg.fold)))
+        self.augment = BatchAugment(
+            cfg.augment, torch.Generator().manual_seed(derive_seed(cfg.seed, "classifier", "augment", cfg.fold))
+        )
         self.weights = cfg.weights().to(device)
         self.state = TrainState()
         self.best_weights: dict[str, torch.Tensor] = {}
@@ -218,8 +241,10 @@ class Trainer:
             raise ValueError(f"{path} is not a checkpoint this version can resume; delete it to start over")
         differs = sorted(k for k, v in asdict(self.cfg).items() if ckpt["config"].get(k) != v)
         if differs:
-            raise ValueError(f"{path} was written by a run with other settings (differs in: {', '.join(differs)}); "
-                             "delete it to start over or use another --out-dir")
+            raise ValueError(
+                f"{path} was written by a run with other settings (differs in: {', '.join(differs)}); "
+                "delete it to start over or use another --out-dir"
+            )
         self.model.load_state_dict(ckpt["model"])
         self.best_weights = ckpt["best_model"]
         self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -229,24 +254,35 @@ class Trainer:
         self.order_gen.set_state(ckpt["rng"]["order"])
         self.augment.generator.set_state(ckpt["rng"]["augment"])
         self.state = TrainState(**ckpt["state"])
-        log.info("resuming from %s after epoch %d (best %.4f at epoch %d)", path, self.state.epoch, self.state.best_metric, self.state.best_epoch)
+        log.info(
+            "resuming from %s after epoch %d (best %.4f at epoch %d)",
+            path,
+            self.state.epoch,
+            self.state.best_metric,
+            self.state.best_epoch,
+        )
 
     def save_best(self) -> None:
         """model.pt from the best epoch's weights (kept in the checkpoint too, so a model.pt that a
         workflow manager deleted after a kill is rewritten when the resumed run ends)."""
-        save_torch({
-            "arch": self.cfg.arch(),
-            "classes": list(DISEASES),
-            "state_dict": self.best_weights,
-            "fold": self.cfg.fold,
-            "epoch": self.state.best_epoch,
-            "val_cohort_balanced_accuracy": self.state.best_metric,
-            "train_config": asdict(self.cfg),
-        }, self.out_dir / MODEL_FILE)
+        save_torch(
+            {
+                "arch": self.cfg.arch(),
+                "classes": list(DISEASES),
+                "state_dict": self.best_weights,
+                "fold": self.cfg.fold,
+                "epoch": self.state.best_epoch,
+                "val_cohort_balanced_accuracy": self.state.best_metric,
+                "train_config": asdict(self.cfg),
+            },
+            self.out_dir / MODEL_FILE,
+        )
 
     def write_history(self) -> None:
-        header = [f"classifier {self.cfg.model} fold {self.cfg.fold}: best epoch {self.state.best_epoch} "
-                  f"(cohort balanced accuracy {self.state.best_metric:.4f})"]
+        header = [
+            f"classifier {self.cfg.model} fold {self.cfg.fold}: best epoch {self.state.best_epoch} "
+            f"(cohort balanced accuracy {self.state.best_metric:.4f})"
+        ]
         write_tsv(pd.DataFrame(self.state.history), self.out_dir / HISTORY_FILE, header_lines=header)
 
     # --- training -----------------------------------------------------------------------------
@@ -256,14 +292,25 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
-        index_batches = batches(len(data.train), self.cfg.batch_size, self.order_gen, drop_last=self.device.type == "cuda")
+        index_batches = batches(
+            len(data.train), self.cfg.batch_size, self.order_gen, drop_last=self.device.type == "cuda"
+        )
         total = torch.zeros((), device=self.device)
         stream = prefetched(data.train, index_batches)
         if not self.state.history or self.state.history[-1]["seconds"] > 60:  # progress within long epochs only
             stream = progress(stream, len(index_batches), f"epoch {epoch} batches", log, every_s=60)
         for idx, batch in stream:
-            loss = train_step(self.model, self.optimizer, to_device(batch, self.device), targets[torch.from_numpy(idx)].to(self.device),
-                              self.weights, self.augment, self.precision, self.device, self.cfg.loss_normalisation)
+            loss = train_step(
+                self.model,
+                self.optimizer,
+                to_device(batch, self.device),
+                targets[torch.from_numpy(idx)].to(self.device),
+                self.weights,
+                self.augment,
+                self.precision,
+                self.device,
+                self.cfg.loss_normalisation,
+            )
             total += loss
         return lr, float(total) / max(1, len(index_batches))
 
@@ -282,20 +329,39 @@ class Trainer:
             self.state.epoch = epoch
             improved = metrics["val_cohort_balanced_accuracy"] > self.state.best_metric
             if improved:
-                self.state.best_metric, self.state.best_epoch, self.state.patience = metrics["val_cohort_balanced_accuracy"], epoch, 0
-                self.best_weights = {k: v.detach().cpu().contiguous().clone() for k, v in self.model.state_dict().items()}
+                self.state.best_metric, self.state.best_epoch, self.state.patience = (
+                    metrics["val_cohort_balanced_accuracy"],
+                    epoch,
+                    0,
+                )
+                self.best_weights = {
+                    k: v.detach().cpu().contiguous().clone() for k, v in self.model.state_dict().items()
+                }
                 self.save_best()
             else:
                 self.state.patience += 1
             seconds = time.monotonic() - start
-            self.state.history.append({"epoch": epoch, "lr": lr, "loss": loss, **metrics, "best": improved, "seconds": round(seconds, 3)})
+            self.state.history.append(
+                {"epoch": epoch, "lr": lr, "loss": loss, **metrics, "best": improved, "seconds": round(seconds, 3)}
+            )
             self.write_history()
             save_torch(self.checkpoint(), self.out_dir / CHECKPOINT_FILE)
             epochs_here += 1
             mean_s = float(np.mean([row["seconds"] for row in self.state.history]))
-            log.info("fold %d epoch %d/%d lr %.2e loss %.4f val acc %.3f cohort bal-acc %.3f (best %.3f @%d) %.1f s, ETA %s",
-                     self.cfg.fold, epoch, self.cfg.epochs, lr, loss, metrics["val_accuracy"], metrics["val_cohort_balanced_accuracy"],
-                     self.state.best_metric, self.state.best_epoch, seconds, format_seconds(mean_s * (self.cfg.epochs - epoch)))
+            log.info(
+                "fold %d epoch %d/%d lr %.2e loss %.4f val acc %.3f cohort bal-acc %.3f (best %.3f @%d) %.1f s, ETA %s",
+                self.cfg.fold,
+                epoch,
+                self.cfg.epochs,
+                lr,
+                loss,
+                metrics["val_accuracy"],
+                metrics["val_cohort_balanced_accuracy"],
+                self.state.best_metric,
+                self.state.best_epoch,
+                seconds,
+                format_seconds(mean_s * (self.cfg.epochs - epoch)),
+            )
         if self.state.patience >= self.cfg.early_stop and self.state.epoch < self.cfg.epochs:
             log.info("early stop after epoch %d: no gain for %d epochs", self.state.epoch, self.state.patience)
         self.save_best()
@@ -303,15 +369,23 @@ class Trainer:
         return True
 
 
-def train_classifier(cfg: TrainConfig, out_dir: str | Path, device: str = "auto", num_threads: int = 1,
-                     stop_after_epochs: int | None = None, keep_checkpoint: bool = False) -> Path:
+def train_classifier(
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    device: str = "auto",
+    num_threads: int = 1,
+    stop_after_epochs: int | None = None,
+    keep_checkpoint: bool = False,
+) -> Path:
     """Train (or resume) one fold model; returns the path of model.pt."""
     if cfg.augment not in AUGMENT_MODES:
         raise ValueError(f"unknown augment mode {cfg.augment!r}; allowed: {', '.join(AUGMENT_MODES)}")
     if cfg.label_mode not in ("hard", "soft"):
         raise ValueError(f"unknown label mode {cfg.label_mode!r}; allowed: hard, soft")
     if cfg.loss_normalisation not in LOSS_NORMALISATIONS:
-        raise ValueError(f"unknown loss normalisation {cfg.loss_normalisation!r}; allowed: {', '.join(LOSS_NORMALISATIONS)}")
+        raise ValueError(
+            f"unknown loss normalisation {cfg.loss_normalisation!r}; allowed: {', '.join(LOSS_NORMALISATIONS)}"
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
@@ -321,8 +395,16 @@ def train_classifier(cfg: TrainConfig, out_dir: str | Path, device: str = "auto"
     checkpoint = out_dir / CHECKPOINT_FILE
     if checkpoint.exists():
         trainer.resume(checkpoint)
-    log.info("training %s at %d px on %s (%s), %d epochs, batch %d, augment %s", cfg.model, cfg.image_size, dev,
-             "bf16 autocast + channels_last" if trainer.precision.autocast else "fp32", cfg.epochs, cfg.batch_size, cfg.augment)
+    log.info(
+        "training %s at %d px on %s (%s), %d epochs, batch %d, augment %s",
+        cfg.model,
+        cfg.image_size,
+        dev,
+        "bf16 autocast + channels_last" if trainer.precision.autocast else "fp32",
+        cfg.epochs,
+        cfg.batch_size,
+        cfg.augment,
+    )
     if trainer.fit(data, stop_after_epochs) and not keep_checkpoint:
         checkpoint.unlink(missing_ok=True)
     return out_dir / MODEL_FILE
@@ -334,7 +416,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--cache", required=True, help="packed cache directory (results/cache/<size>px)")
     p.add_argument("--folds", required=True, help="results/folds/folds.tsv")
     p.add_argument("--fold", type=int, required=True, help="held-out fold k: train on the others, validate on k")
-    p.add_argument("--fakes", default=None, help="fake-image manifest of fold k's GAN (results/fakes/fold<k>/<type>/manifest.tsv)")
+    p.add_argument(
+        "--fakes", default=None, help="fake-image manifest of fold k's GAN (results/fakes/fold<k>/<type>/manifest.tsv)"
+    )
     p.add_argument("--model", default=d.model, help="timm model name (paper: tf_efficientnet_b4)")
     p.add_argument("--image-size", type=int, default=d.image_size, help="training resolution; must equal the cache's")
     p.add_argument("--pretrained", default="none", help="local ImageNet weights file of the backbone, or none")
@@ -342,31 +426,57 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--msd-samples", type=int, default=d.msd_samples, help="multi-sample dropout branches")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--lr", type=float, default=d.lr, help="base learning rate b (epoch 1; epoch 2 uses warmup-factor x b)")
+    p.add_argument(
+        "--lr", type=float, default=d.lr, help="base learning rate b (epoch 1; epoch 2 uses warmup-factor x b)"
+    )
     p.add_argument("--warmup-factor", type=float, default=d.warmup_factor)
     p.add_argument("--early-stop", type=int, default=d.early_stop, help="stop after this many epochs without a gain")
-    p.add_argument("--class-weights", default="WS=10,22q=10,control=10,unaffected=1", help="CLASS=WEIGHT for every class")
-    p.add_argument("--label-mode", choices=("hard", "soft"), default=d.label_mode, help="soft: train on the fakes' soft labels")
-    p.add_argument("--loss-normalisation", choices=LOSS_NORMALISATIONS, default=d.loss_normalisation,
-                   help="weights: weighted mean (= CrossEntropyLoss(weight)); batch: the paper code's soft-label batch mean")
+    p.add_argument(
+        "--class-weights", default="WS=10,22q=10,control=10,unaffected=1", help="CLASS=WEIGHT for every class"
+    )
+    p.add_argument(
+        "--label-mode", choices=("hard", "soft"), default=d.label_mode, help="soft: train on the fakes' soft labels"
+    )
+    p.add_argument(
+        "--loss-normalisation",
+        choices=LOSS_NORMALISATIONS,
+        default=d.loss_normalisation,
+        help="weights: weighted mean (= CrossEntropyLoss(weight)); batch: the paper code's soft-label batch mean",
+    )
     p.add_argument("--augment", choices=AUGMENT_MODES, default=d.augment)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
     p.add_argument("--num-threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--out-dir", required=True, help="results/classifier/<variant>/fold<k>")
     p.add_argument("--keep-checkpoint", action="store_true", help="keep checkpoint.pt after training ends")
-    p.add_argument("--stop-after-epochs", type=int, default=None, help=argparse.SUPPRESS)  # test hook: simulate pre-emption
+    p.add_argument(
+        "--stop-after-epochs", type=int, default=None, help=argparse.SUPPRESS
+    )  # test hook: simulate pre-emption
     return p
 
 
 def main(argv: list[str], prog: str = "syndface train-classifier") -> int:
     args = build_parser(prog).parse_args(argv)
     cfg = TrainConfig(
-        cache=args.cache, folds=args.folds, fold=args.fold, fakes=args.fakes, model=args.model, image_size=args.image_size,
-        pretrained=None if args.pretrained.lower() in ("none", "null", "") else args.pretrained, dropout=args.dropout,
-        msd_samples=args.msd_samples, batch_size=args.batch_size, epochs=args.epochs, lr=args.lr,
-        warmup_factor=args.warmup_factor, early_stop=args.early_stop, class_weights=parse_class_weights(args.class_weights),
-        label_mode=args.label_mode, loss_normalisation=args.loss_normalisation, augment=args.augment, seed=args.seed,
+        cache=args.cache,
+        folds=args.folds,
+        fold=args.fold,
+        fakes=args.fakes,
+        model=args.model,
+        image_size=args.image_size,
+        pretrained=None if args.pretrained.lower() in ("none", "null", "") else args.pretrained,
+        dropout=args.dropout,
+        msd_samples=args.msd_samples,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        lr=args.lr,
+        warmup_factor=args.warmup_factor,
+        early_stop=args.early_stop,
+        class_weights=parse_class_weights(args.class_weights),
+        label_mode=args.label_mode,
+        loss_normalisation=args.loss_normalisation,
+        augment=args.augment,
+        seed=args.seed,
     )
     train_classifier(cfg, args.out_dir, args.device, args.num_threads, args.stop_after_epochs, args.keep_checkpoint)
     return 0

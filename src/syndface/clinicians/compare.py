@@ -26,7 +26,13 @@ import os
 import numpy as np
 import pandas as pd
 
-from syndface.clinicians.stats import benjamini_hochberg, bootstrap_mean_interval, paired_tests, permutation_pvalue, wilson_interval
+from syndface.clinicians.stats import (
+    benjamini_hochberg,
+    bootstrap_mean_interval,
+    paired_tests,
+    permutation_pvalue,
+    wilson_interval,
+)
 from syndface.clinicians.survey import OTHER, is_simulated, read_survey, truth_of
 from syndface.io import read_tsv, save_figure, write_tsv
 from syndface.log import get_logger
@@ -53,11 +59,17 @@ def human_table(answers: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     """One row per survey image: its truth and age group (from `reference`, indexed by image_id), raters, share correct."""
     unknown = sorted(set(answers["image_id"]) - set(reference.index))
     if unknown:
-        raise ValueError(f"survey image(s) without a prediction: {', '.join(unknown[:10])}; the survey set must be the predicted test split")
+        raise ValueError(
+            f"survey image(s) without a prediction: {', '.join(unknown[:10])}; the survey set must be the predicted test split"
+        )
     answers = answers.assign(disease=reference.loc[answers["image_id"], "disease"].to_numpy())
     answers["truth"] = [truth_of(s, d) for s, d in zip(answers["survey"], answers["disease"])]
     answers["correct"] = answers["answer"] == answers["truth"]
-    images = answers.groupby(["survey", "image_id", "truth"], sort=False).agg(n_raters=("correct", "size"), n_correct=("correct", "sum")).reset_index()
+    images = (
+        answers.groupby(["survey", "image_id", "truth"], sort=False)
+        .agg(n_raters=("correct", "size"), n_correct=("correct", "sum"))
+        .reset_index()
+    )
     images["age_group"] = reference.loc[images["image_id"], "age_group"].to_numpy()
     images["human_accuracy"] = images["n_correct"] / images["n_raters"]
     return images
@@ -68,7 +80,9 @@ def image_table(answers: pd.DataFrame, predictions: dict[str, pd.DataFrame]) -> 
     for variant, table in predictions.items():
         missing = [c for c in ("image_id", "disease", "age_group") if c not in table.columns]
         if missing:
-            raise ValueError(f"{variant} predictions lack column(s) {', '.join(missing)}; they come from `syndface predict`")
+            raise ValueError(
+                f"{variant} predictions lack column(s) {', '.join(missing)}; they come from `syndface predict`"
+            )
     images = human_table(answers, next(iter(predictions.values())).set_index("image_id"))
     rows = []
     for variant, table in predictions.items():
@@ -77,12 +91,27 @@ def image_table(answers: pd.DataFrame, predictions: dict[str, pd.DataFrame]) -> 
             raise ValueError(f"{variant} predictions lack survey image(s) {', '.join(absent[:10])}")
         for survey, part in images.groupby("survey", sort=False):
             answer = model_answers(table, survey).loc[part["image_id"]].to_numpy()
-            rows.append(part.assign(variant=variant, model_answer=answer, model_correct=(answer == part["truth"].to_numpy()).astype(int)))
+            rows.append(
+                part.assign(
+                    variant=variant, model_answer=answer, model_correct=(answer == part["truth"].to_numpy()).astype(int)
+                )
+            )
     table = pd.concat(rows, ignore_index=True)
     table["survey"] = pd.Categorical(table["survey"], list(SURVEYS), ordered=True)
     table["age_group"] = pd.Categorical(table["age_group"], AGE_GROUPS, ordered=True)
     table = table.sort_values(["variant", "survey", "truth", "age_group", "image_id"], key=_sort_key, kind="stable")
-    columns = ["variant", "survey", "image_id", "truth", "age_group", "n_raters", "n_correct", "human_accuracy", "model_answer", "model_correct"]
+    columns = [
+        "variant",
+        "survey",
+        "image_id",
+        "truth",
+        "age_group",
+        "n_raters",
+        "n_correct",
+        "human_accuracy",
+        "model_answer",
+        "model_correct",
+    ]
     return table[columns].astype({"survey": str, "age_group": str}).reset_index(drop=True)
 
 
@@ -112,7 +141,9 @@ def _summary(images: pd.DataFrame, n_permutations: int, seed: int, alternative: 
         "model_ci_low": model_low,
         "model_ci_high": model_high,
         "difference": model.mean() - human.mean(),
-        "p_permutation": permutation_pvalue(model, human, n_permutations, derive_seed(seed, "compare-clinicians", *keys), alternative),
+        "p_permutation": permutation_pvalue(
+            model, human, n_permutations, derive_seed(seed, "compare-clinicians", *keys), alternative
+        ),
     }
 
 
@@ -124,11 +155,18 @@ def group_table(images: pd.DataFrame, n_permutations: int, seed: int, alternativ
         for survey in SURVEYS:
             for truth in (survey, OTHER):
                 for age in AGE_GROUPS:
-                    group = by_variant[(by_variant["survey"] == survey) & (by_variant["truth"] == truth) & (by_variant["age_group"] == age)]
+                    group = by_variant[
+                        (by_variant["survey"] == survey)
+                        & (by_variant["truth"] == truth)
+                        & (by_variant["age_group"] == age)
+                    ]
                     if group.empty:
                         continue
                     keys = (variant, survey, truth, age)
-                    age_rows.append({"level": "age_group", "variant": variant, "survey": survey, "truth": truth, "age_group": age} | _summary(group, n_permutations, seed, alternative, keys))
+                    age_rows.append(
+                        {"level": "age_group", "variant": variant, "survey": survey, "truth": truth, "age_group": age}
+                        | _summary(group, n_permutations, seed, alternative, keys)
+                    )
         q = benjamini_hochberg(np.array([r["p_permutation"] for r in age_rows]))
         for row, q_value in zip(age_rows, q):
             row["p_permutation_bh"] = q_value
@@ -163,7 +201,9 @@ def best_fake_variant(table2: pd.DataFrame) -> str:
             columns[name] = column
     is_average = table2.astype(str).apply(lambda col: col.str.strip().str.lower() == "average").any(axis=1)
     if not columns or is_average.sum() != 1:
-        raise ValueError("Table 2 needs one row labelled 'average' and fake-variant columns such as '+age_progression'; make it with `syndface make-table2`")
+        raise ValueError(
+            "Table 2 needs one row labelled 'average' and fake-variant columns such as '+age_progression'; make it with `syndface make-table2`"
+        )
     average = table2.loc[is_average, list(columns.values())].iloc[0].astype(float)
     ordered = sorted(columns, key=VARIANTS.index)
     return max(ordered, key=lambda name: (average[columns[name]], -VARIANTS.index(name)))
@@ -199,7 +239,9 @@ def parse_predictions(items: list[str]) -> dict[str, str]:
         variant_fake_type(variant)
         paths[variant] = path
     if "real" not in paths:
-        raise ValueError("--predictions must include real=results/predictions/real/test.tsv (Table 1's real-images model)")
+        raise ValueError(
+            "--predictions must include real=results/predictions/real/test.tsv (Table 1's real-images model)"
+        )
     return paths
 
 
@@ -212,17 +254,41 @@ def choose_best_fake(variants: list[str], table2_path: str | os.PathLike | None)
         return fakes[0] if fakes else None
     best = best_fake_variant(read_tsv(table2_path))
     if best not in variants:
-        raise ValueError(f"Table 2's best fake variant is {best}; pass --predictions {best}=results/predictions/{best}/test.tsv")
+        raise ValueError(
+            f"Table 2's best fake variant is {best}; pass --predictions {best}=results/predictions/{best}/test.tsv"
+        )
     return best
 
 
 def main(argv: list[str], prog: str = "syndface compare-clinicians") -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--survey", nargs="+", required=True, help="survey long table(s): rater_id, survey, image_id, answer")
-    parser.add_argument("--predictions", action="append", required=True, metavar="VARIANT=PATH", help="predictions of a variant; repeatable; real=... is required")
-    parser.add_argument("--table2", help="results/table2.tsv: picks the best fake variant (highest class-mean accuracy)")
-    parser.add_argument("--permutations", type=int, default=1000, help="random swap patterns per permutation test (exact when 2^n is not more; default: %(default)s)")
-    parser.add_argument("--alternative", default="two-sided", choices=["two-sided", "greater", "less"], help="permutation test alternative for model - human (default: %(default)s)")
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--survey", nargs="+", required=True, help="survey long table(s): rater_id, survey, image_id, answer"
+    )
+    parser.add_argument(
+        "--predictions",
+        action="append",
+        required=True,
+        metavar="VARIANT=PATH",
+        help="predictions of a variant; repeatable; real=... is required",
+    )
+    parser.add_argument(
+        "--table2", help="results/table2.tsv: picks the best fake variant (highest class-mean accuracy)"
+    )
+    parser.add_argument(
+        "--permutations",
+        type=int,
+        default=1000,
+        help="random swap patterns per permutation test (exact when 2^n is not more; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--alternative",
+        default="two-sided",
+        choices=["two-sided", "greater", "less"],
+        help="permutation test alternative for model - human (default: %(default)s)",
+    )
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--table1", required=True, help="output: Table 1 (TSV)")
     parser.add_argument("--clinicians", required=True, help="output: per age group and overall statistics (TSV)")
@@ -241,16 +307,39 @@ def main(argv: list[str], prog: str = "syndface compare-clinicians") -> int:
     groups = group_table(images, args.permutations, args.seed, args.alternative)
     table = table1(groups, best_fake, simulated)
 
-    note = ["human accuracies come from SIMULATED raters (syndface simulate-survey), not clinicians"] if simulated else []
+    note = (
+        ["human accuracies come from SIMULATED raters (syndface simulate-survey), not clinicians"] if simulated else []
+    )
     if args.images:
         write_tsv(images, args.images, header_lines=note)
-    write_tsv(groups, args.clinicians, header_lines=note + [f"permutation tests: {args.permutations} swap patterns, {args.alternative}; q = Benjamini-Hochberg across the age-group rows of a variant"])
+    write_tsv(
+        groups,
+        args.clinicians,
+        header_lines=note
+        + [
+            f"permutation tests: {args.permutations} swap patterns, {args.alternative}; q = Benjamini-Hochberg across the age-group rows of a variant"
+        ],
+    )
     best_note = [f"best fake variant (Table 2 class-mean accuracy): {best_fake}"] if best_fake else []
-    write_tsv(table, args.table1, header_lines=note + best_note + ["p = paired permutation test of model vs human accuracy over the group's images"])
+    write_tsv(
+        table,
+        args.table1,
+        header_lines=note
+        + best_note
+        + ["p = paired permutation test of model vs human accuracy over the group's images"],
+    )
     if args.figure:
         from syndface.clinicians.figure import plot_accuracy_by_age  # matplotlib only when a figure is asked for
 
         save_figure(plot_accuracy_by_age(groups, ["real"] + ([best_fake] if best_fake else []), simulated), args.figure)
     for row in groups[groups["level"] == "survey"].itertuples():
-        log.info("%s %s survey: human %.3f vs model %.3f (t-test p=%.3g, Wilcoxon p=%.3g)", row.variant, row.survey, row.human_accuracy, row.model_accuracy, row.p_ttest, row.p_wilcoxon)
+        log.info(
+            "%s %s survey: human %.3f vs model %.3f (t-test p=%.3g, Wilcoxon p=%.3g)",
+            row.variant,
+            row.survey,
+            row.human_accuracy,
+            row.model_accuracy,
+            row.p_ttest,
+            row.p_wilcoxon,
+        )
     return 0

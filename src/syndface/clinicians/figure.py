@@ -30,10 +30,26 @@ def plot_accuracy_by_age(groups: pd.DataFrame, variants: list[str], simulated: b
             panel = rows[(rows["survey"] == survey) & (rows["truth"] == truth)]
             human = panel[panel["variant"] == variants[0]].set_index("age_group").reindex(AGE_GROUPS)
             x = range(len(AGE_GROUPS))
-            _errorbar(ax, [v + offsets[0] for v in x], human, "human", color="black", marker="o", label="simulated raters" if simulated else "clinicians")
+            _errorbar(
+                ax,
+                [v + offsets[0] for v in x],
+                human,
+                "human",
+                color="black",
+                marker="o",
+                label="simulated raters" if simulated else "clinicians",
+            )
             for k, variant in enumerate(variants):
                 model = panel[panel["variant"] == variant].set_index("age_group").reindex(AGE_GROUPS)
-                _errorbar(ax, [v + offsets[k + 1] for v in x], model, "model", color=f"C{k}", marker=MARKERS[k % len(MARKERS)], label=f"model ({variant})")
+                _errorbar(
+                    ax,
+                    [v + offsets[k + 1] for v in x],
+                    model,
+                    "model",
+                    color=f"C{k}",
+                    marker=MARKERS[k % len(MARKERS)],
+                    label=f"model ({variant})",
+                )
             ax.axhline(0.5, color="grey", linewidth=0.8, linestyle=":")
             ax.set_title(f"{survey} survey: {'other conditions' if truth == OTHER else survey} images")
             ax.set_ylim(0, 1.05)

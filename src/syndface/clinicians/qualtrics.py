@@ -69,7 +69,9 @@ def read_mapping(path: str | os.PathLike, survey: str) -> pd.DataFrame:
     mapping = read_tsv(path, dtype=str)
     missing = [c for c in ("question_id", "image_id") if c not in mapping.columns]
     if missing:
-        raise QualtricsError(f"{path}: missing column(s) {', '.join(missing)}; the mapping has question_id, image_id[, survey]")
+        raise QualtricsError(
+            f"{path}: missing column(s) {', '.join(missing)}; the mapping has question_id, image_id[, survey]"
+        )
     if "survey" in mapping.columns:
         mapping = mapping[mapping["survey"] == survey]
     if mapping.empty:
@@ -112,7 +114,9 @@ def screen_responses(responses: pd.DataFrame, survey: str, rater_column: str, an
     """
     missing = [c for c in (*METADATA_COLUMNS, rater_column) if c not in responses.columns]
     if missing:
-        raise QualtricsError(f"the export has no column(s) {', '.join(missing)}; pick the rater column with --rater-column")
+        raise QualtricsError(
+            f"the export has no column(s) {', '.join(missing)}; pick the rater column with --rater-column"
+        )
     reason = pd.Series("", index=responses.index, dtype=object)
     status = responses.get("Status", pd.Series("", index=responses.index)).str.strip()
     not_respondent = status.str.lower().isin(NOT_RESPONDENTS)
@@ -121,13 +125,21 @@ def screen_responses(responses: pd.DataFrame, survey: str, rater_column: str, an
     reason[no_rater] = f"no rater id in column {rater_column}"
     finished = responses["Finished"].str.strip().str.lower().isin({"true", "1"})
     incomplete = (reason == "") & ~finished
-    reason[incomplete] = "incomplete: Finished=" + responses.loc[incomplete, "Finished"] + ", Progress=" + responses.loc[incomplete, "Progress"] + "%"
+    reason[incomplete] = (
+        "incomplete: Finished="
+        + responses.loc[incomplete, "Finished"]
+        + ", Progress="
+        + responses.loc[incomplete, "Progress"]
+        + "%"
+    )
 
     candidates = responses.index[reason == ""]
     start = pd.to_datetime(responses.loc[candidates, "StartDate"], errors="coerce")
     if start.isna().any():
         bad = responses.loc[start.index[start.isna()], ["ResponseId", "StartDate"]].iloc[0].tolist()
-        raise QualtricsError(f"StartDate {bad[1]!r} of response {bad[0]} is not a date; the first response per rater cannot be found")
+        raise QualtricsError(
+            f"StartDate {bad[1]!r} of response {bad[0]} is not a date; the first response per rater cannot be found"
+        )
     order = pd.DataFrame({"start": start, "row": candidates}, index=candidates).sort_values(["start", "row"]).index
     first: dict[str, str] = {}
     for i in order:
@@ -165,7 +177,9 @@ def import_qualtrics(
     reason = screen_responses(responses, survey, rater_column, (cells != "").sum(axis=1))
 
     counted = reason == ""
-    long = cells[counted].assign(rater_id=responses.loc[counted, rater_column].str.strip(), response_id=responses.loc[counted, "ResponseId"])
+    long = cells[counted].assign(
+        rater_id=responses.loc[counted, rater_column].str.strip(), response_id=responses.loc[counted, "ResponseId"]
+    )
     long = long.melt(id_vars=["rater_id", "response_id"], var_name="question", value_name="text")
     long = long[long["text"] != ""]
     long["answer"] = [answer_label(t, texts) for t in long["text"]]
@@ -188,7 +202,9 @@ def import_qualtrics(
     rejects = pd.DataFrame(
         {
             "response_id": rejected["ResponseId"],
-            "rater_id": rejected[rater_column] if keep_rater_ids else rejected[rater_column].map(lambda r: pseudonym(r) if r.strip() else ""),
+            "rater_id": rejected[rater_column]
+            if keep_rater_ids
+            else rejected[rater_column].map(lambda r: pseudonym(r) if r.strip() else ""),
             "survey": survey,
             "start_date": rejected["StartDate"],
             "progress": rejected["Progress"],
@@ -204,18 +220,35 @@ def import_qualtrics(
 def parse_answer_text(item: str) -> tuple[str, str]:
     text, sep, label = item.rpartition("=")
     if not sep or not text.strip() or label not in (*SURVEYS, OTHER):
-        raise argparse.ArgumentTypeError(f"expected TEXT=LABEL with LABEL one of {', '.join((*SURVEYS, OTHER))}, got {item!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected TEXT=LABEL with LABEL one of {', '.join((*SURVEYS, OTHER))}, got {item!r}"
+        )
     return text, label
 
 
 def main(argv: list[str], prog: str = "syndface import-survey") -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--qualtrics", required=True, help="Qualtrics CSV export (three header rows)")
     parser.add_argument("--mapping", required=True, help="TSV: question_id, image_id[, survey]")
     parser.add_argument("--survey", required=True, choices=list(SURVEYS))
-    parser.add_argument("--rater-column", default="RecipientEmail", help="column that identifies a rater (default: %(default)s)")
-    parser.add_argument("--answer-text", action="append", type=parse_answer_text, default=[], metavar="TEXT=LABEL", help="extra choice text, e.g. 'Williams syndrome (WS)=WS'; repeatable")
-    parser.add_argument("--keep-rater-ids", action="store_true", help="write rater ids as given (default: pseudonyms, so no e-mail address reaches results/)")
+    parser.add_argument(
+        "--rater-column", default="RecipientEmail", help="column that identifies a rater (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--answer-text",
+        action="append",
+        type=parse_answer_text,
+        default=[],
+        metavar="TEXT=LABEL",
+        help="extra choice text, e.g. 'Williams syndrome (WS)=WS'; repeatable",
+    )
+    parser.add_argument(
+        "--keep-rater-ids",
+        action="store_true",
+        help="write rater ids as given (default: pseudonyms, so no e-mail address reaches results/)",
+    )
     parser.add_argument("--out", required=True, help="survey long table (TSV)")
     parser.add_argument("--rejects", required=True, help="responses that do not count, with the reason (TSV)")
     args = parser.parse_args(argv)

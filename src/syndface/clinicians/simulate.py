@@ -56,7 +56,9 @@ def simulate_survey(
 ) -> pd.DataFrame:
     """The long table of one simulated survey: `n_raters` raters, each answering 2 x `images_per_rater` images."""
     if images_per_rater % len(AGE_GROUPS):
-        raise ValueError(f"--images-per-rater must be a multiple of {len(AGE_GROUPS)} (the same number per age group), got {images_per_rater}")
+        raise ValueError(
+            f"--images-per-rater must be a multiple of {len(AGE_GROUPS)} (the same number per age group), got {images_per_rater}"
+        )
     per_age = images_per_rater // len(AGE_GROUPS)
     images = survey_images(manifest, survey)
     groups = {}
@@ -64,9 +66,18 @@ def simulate_survey(
         for age in AGE_GROUPS:
             group = images[(images["truth"] == truth) & (images["age_group"] == age)].reset_index(drop=True)
             if group.empty:
-                raise ValueError(f"no {truth} test image of age group {age} for the {survey} survey; the manifest's test split needs every group")
+                raise ValueError(
+                    f"no {truth} test image of age group {age} for the {survey} survey; the manifest's test split needs every group"
+                )
             if len(group) < per_age:
-                log.warning("%s survey: only %d %s %s test images; each rater sees all of them instead of %d", survey, len(group), truth, age, per_age)
+                log.warning(
+                    "%s survey: only %d %s %s test images; each rater sees all of them instead of %d",
+                    survey,
+                    len(group),
+                    truth,
+                    age,
+                    per_age,
+                )
             gen = rng(seed, "simulate-survey", survey, truth, age, "difficulty")
             p_correct = image_probabilities(PAPER_HUMAN_ACCURACY[(survey, truth, age)], len(group), spread, gen)
             groups[(truth, age)] = (group["image_id"].to_numpy(), p_correct)
@@ -81,7 +92,12 @@ def simulate_survey(
             shown_ids.append(image_ids[shown])
             answers.append(np.where(correct, truth, OTHER if truth == survey else survey))
     answers = pd.DataFrame(
-        {"rater_id": raters, "survey": survey, "image_id": np.concatenate(shown_ids), "answer": np.concatenate(answers)},
+        {
+            "rater_id": raters,
+            "survey": survey,
+            "image_id": np.concatenate(shown_ids),
+            "answer": np.concatenate(answers),
+        },
         columns=list(SURVEY_COLUMNS),
     )
     answers["simulated"] = True
@@ -89,12 +105,31 @@ def simulate_survey(
 
 
 def main(argv: list[str], prog: str = "syndface simulate-survey") -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--manifest", required=True, help="results/cohort/manifest.tsv (its test split is the survey set)")
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--manifest", required=True, help="results/cohort/manifest.tsv (its test split is the survey set)"
+    )
     parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--raters", type=int, default=32, help="simulated raters per survey (default: %(default)s; the paper had 34 and 36)")
-    parser.add_argument("--images-per-rater", type=int, default=25, help="syndrome images per rater, as many per age group; as many other-condition images are added (default: %(default)s)")
-    parser.add_argument("--image-spread", type=float, default=0.5, help="SD of per-image difficulty on the logit scale; 0 = every image of a group equally hard (default: %(default)s)")
+    parser.add_argument(
+        "--raters",
+        type=int,
+        default=32,
+        help="simulated raters per survey (default: %(default)s; the paper had 34 and 36)",
+    )
+    parser.add_argument(
+        "--images-per-rater",
+        type=int,
+        default=25,
+        help="syndrome images per rater, as many per age group; as many other-condition images are added (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--image-spread",
+        type=float,
+        default=0.5,
+        help="SD of per-image difficulty on the logit scale; 0 = every image of a group equally hard (default: %(default)s)",
+    )
     parser.add_argument("--surveys", nargs="+", default=list(SURVEYS), choices=list(SURVEYS))
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
@@ -103,7 +138,10 @@ def main(argv: list[str], prog: str = "syndface simulate-survey") -> int:
 
     manifest = read_tsv(args.manifest)
     answers = pd.concat(
-        [simulate_survey(manifest, s, args.raters, args.images_per_rater, args.image_spread, args.seed) for s in args.surveys],
+        [
+            simulate_survey(manifest, s, args.raters, args.images_per_rater, args.image_spread, args.seed)
+            for s in args.surveys
+        ],
         ignore_index=True,
     )
     write_tsv(answers, args.out, header_lines=[SIMULATED_NOTE])

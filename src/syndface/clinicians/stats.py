@@ -19,7 +19,9 @@ def mean_difference(model: np.ndarray, human: np.ndarray, axis: int = -1) -> np.
     return np.mean(model - human, axis=axis)
 
 
-def permutation_pvalue(model: np.ndarray, human: np.ndarray, n_permutations: int, seed: int, alternative: str = "two-sided") -> float:
+def permutation_pvalue(
+    model: np.ndarray, human: np.ndarray, n_permutations: int, seed: int, alternative: str = "two-sided"
+) -> float:
     """Paired permutation test of mean(model - human): each image's two values are swapped or not.
 
     With at most `n_permutations` distinct swap patterns (2^n) every pattern is enumerated and

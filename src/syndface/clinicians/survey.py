@@ -40,7 +40,9 @@ def validate_survey(answers: pd.DataFrame, where: str = "survey table") -> pd.Da
     """Check the long table and return it; the error lists every problem found."""
     missing = [c for c in SURVEY_COLUMNS if c not in answers.columns]
     if missing:
-        raise ValueError(f"{where}: missing column(s) {', '.join(missing)}; a survey table has columns {', '.join(SURVEY_COLUMNS)}")
+        raise ValueError(
+            f"{where}: missing column(s) {', '.join(missing)}; a survey table has columns {', '.join(SURVEY_COLUMNS)}"
+        )
     problems = []
     empty = answers[list(SURVEY_COLUMNS)].isna().any(axis=1)
     if empty.any():

@@ -45,7 +45,11 @@ def summarise(manifest: pd.DataFrame) -> pd.DataFrame:
 def main(argv: list[str], prog: str = "syndface build-manifest") -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--inputs", required=True, help="JSON list of input specs (config cohort.inputs)")
-    parser.add_argument("--fairface-age-map", default=json.dumps(DEFAULT_FAIRFACE_AGE_MAP), help="JSON object: FairFace age bin -> age group or 'exclude'")
+    parser.add_argument(
+        "--fairface-age-map",
+        default=json.dumps(DEFAULT_FAIRFACE_AGE_MAP),
+        help="JSON object: FairFace age bin -> age group or 'exclude'",
+    )
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--schema", required=True, help="workflow/schemas/manifest.schema.yaml")
     parser.add_argument("--out", required=True)
@@ -53,13 +57,21 @@ def main(argv: list[str], prog: str = "syndface build-manifest") -> int:
     parser.add_argument("--summary", required=True)
     args = parser.parse_args(argv)
 
-    manifest, rejects = build_manifest(json.loads(args.inputs), json.loads(args.fairface_age_map), args.seed, load_schema(args.schema))
+    manifest, rejects = build_manifest(
+        json.loads(args.inputs), json.loads(args.fairface_age_map), args.seed, load_schema(args.schema)
+    )
     write_tsv(rejects, args.rejects)
     write_tsv(summarise(manifest), args.summary)
     write_tsv(manifest, args.out)
     if len(rejects):
-        log.warning("%d input rows could not be mapped; they are listed with the reason in %s", len(rejects), args.rejects)
+        log.warning(
+            "%d input rows could not be mapped; they are listed with the reason in %s", len(rejects), args.rejects
+        )
         for reason, n in rejects["reason"].value_counts().items():
             log.warning("  %5d x %s", n, reason)
-    log.info("manifest: %d images (%s)", len(manifest), ", ".join(f"{k}={v}" for k, v in manifest["disease"].value_counts().items()))
+    log.info(
+        "manifest: %d images (%s)",
+        len(manifest),
+        ", ".join(f"{k}={v}" for k, v in manifest["disease"].value_counts().items()),
+    )
     return 0

@@ -98,7 +98,7 @@ def import_paper_csv(spec: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     for line, rec in enumerate(table.to_dict("records"), start=2):
         name, label = rec["name"].strip(), rec["label"].strip()
 
-        def reject(reason: str) -> None:
+        def reject(reason: str, line: int = line, name: str = name) -> None:
             rejects.append({"input": source_name, "line": line, "name": name, "reason": reason})
 
         if label not in PAPER_LABELS:
@@ -134,9 +134,7 @@ def import_paper_csv(spec: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(rows), _rejects(rejects)
 
 
-def import_fairface(
-    spec: dict[str, Any], age_map: dict[str, str], seed: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def import_fairface(spec: dict[str, Any], age_map: dict[str, str], seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     source_name = str(spec["path"])
     table = pd.read_csv(spec["path"], dtype=str, keep_default_na=False)
     missing = [c for c in ("file", "age") if c not in table.columns]
@@ -147,10 +145,24 @@ def import_fairface(
         file, age_bin = rec["file"].strip(), rec["age"].strip()
         group = age_map.get(age_bin)
         if group is None:
-            rejects.append({"input": source_name, "line": line, "name": file, "reason": f"age bin {age_bin!r} not in fairface_age_map"})
+            rejects.append(
+                {
+                    "input": source_name,
+                    "line": line,
+                    "name": file,
+                    "reason": f"age bin {age_bin!r} not in fairface_age_map",
+                }
+            )
             continue
         if group == EXCLUDE:
-            rejects.append({"input": source_name, "line": line, "name": file, "reason": f"age bin {age_bin!r} excluded by fairface_age_map"})
+            rejects.append(
+                {
+                    "input": source_name,
+                    "line": line,
+                    "name": file,
+                    "reason": f"age bin {age_bin!r} excluded by fairface_age_map",
+                }
+            )
             continue
         image_id = "fairface_" + re.sub(r"[^A-Za-z0-9]+", "_", str(PurePosixPath(file).with_suffix("")))
         rows.append(
@@ -177,7 +189,9 @@ def import_fairface(
     return frame, _rejects(rejects)
 
 
-def import_input(spec: dict[str, Any], fairface_age_map: dict[str, str], seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def import_input(
+    spec: dict[str, Any], fairface_age_map: dict[str, str], seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     fmt = spec.get("format")
     if fmt == "syndface":
         return import_syndface(spec)
@@ -191,5 +205,6 @@ def import_input(spec: dict[str, Any], fairface_age_map: dict[str, str], seed: i
 def check_age_map(age_map: dict[str, str]) -> None:
     bad = {k: v for k, v in age_map.items() if v not in AGE_GROUPS and v != EXCLUDE}
     if bad:
-        raise ValueError(f"fairface_age_map maps to unknown age group(s) {bad}; allowed: {', '.join(AGE_GROUPS)}, {EXCLUDE}")
-
+        raise ValueError(
+            f"fairface_age_map maps to unknown age group(s) {bad}; allowed: {', '.join(AGE_GROUPS)}, {EXCLUDE}"
+        )

@@ -95,9 +95,7 @@ def photograph(face: Face, shot: Shot, size: int, render_scale: int) -> tuple[Im
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=shot.jpeg_quality)
         image = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
-    points = {
-        name: (matrix[:, :2] @ p + matrix[:, 2]) / render_scale - 0.5 for name, p in landmarks(face).items()
-    }
+    points = {name: (matrix[:, :2] @ p + matrix[:, 2]) / render_scale - 0.5 for name, p in landmarks(face).items()}
     return image, points
 
 

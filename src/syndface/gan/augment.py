@@ -61,12 +61,34 @@ class AugmentPipe(nn.Module):
     Keyword multipliers scale p per transformation (all 1 in 'bgc'); 0 switches one off.
     """
 
-    OPS = ("xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac",
-           "brightness", "contrast", "lumaflip", "hue", "saturation")
+    OPS = (
+        "xflip",
+        "rotate90",
+        "xint",
+        "scale",
+        "rotate",
+        "aniso",
+        "xfrac",
+        "brightness",
+        "contrast",
+        "lumaflip",
+        "hue",
+        "saturation",
+    )
 
-    def __init__(self, xint_max: float = 0.125, scale_std: float = 0.2, rotate_max: float = 1.0, aniso_std: float = 0.2,
-                 xfrac_std: float = 0.125, brightness_std: float = 0.2, contrast_std: float = 0.5, hue_max: float = 1.0,
-                 saturation_std: float = 1.0, **multipliers: float):
+    def __init__(
+        self,
+        xint_max: float = 0.125,
+        scale_std: float = 0.2,
+        rotate_max: float = 1.0,
+        aniso_std: float = 0.2,
+        xfrac_std: float = 0.125,
+        brightness_std: float = 0.2,
+        contrast_std: float = 0.5,
+        hue_max: float = 1.0,
+        saturation_std: float = 1.0,
+        **multipliers: float,
+    ):
         super().__init__()
         unknown = sorted(set(multipliers) - set(self.OPS))
         if unknown:
@@ -123,7 +145,9 @@ class AugmentPipe(nn.Module):
         eye = torch.eye(3, device=dev)
         # Affine colour map x -> A x + b per sample, composed in the order the ops apply.
         a = eye.repeat(n, 1, 1)
-        b = _gate(torch.randn(n, device=dev) * self.brightness_std, 0.0, self._prob("brightness", p))[:, None].expand(n, 3)
+        b = _gate(torch.randn(n, device=dev) * self.brightness_std, 0.0, self._prob("brightness", p))[:, None].expand(
+            n, 3
+        )
         contrast = _gate(torch.exp2(torch.randn(n, device=dev) * self.contrast_std), 1.0, self._prob("contrast", p))
         a, b = contrast[:, None, None] * a, contrast[:, None] * b
         lumaflip = _gate(torch.randint(0, 2, (n,), device=dev).float(), 0.0, self._prob("lumaflip", p))
@@ -133,7 +157,9 @@ class AugmentPipe(nn.Module):
         cross = torch.tensor([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]], device=dev)
         cos, sin = torch.cos(theta)[:, None, None], torch.sin(theta)[:, None, None]
         hue = cos * eye + sin * cross + (1 - cos) * vv  # Rodrigues rotation about the grey axis
-        saturation = _gate(torch.exp2(torch.randn(n, device=dev) * self.saturation_std), 1.0, self._prob("saturation", p))
+        saturation = _gate(
+            torch.exp2(torch.randn(n, device=dev) * self.saturation_std), 1.0, self._prob("saturation", p)
+        )
         saturate = vv + (eye - vv) * saturation[:, None, None]
         for op in (reflect, hue, saturate):
             a, b = op @ a, (op @ b[:, :, None])[:, :, 0]

@@ -29,10 +29,10 @@ import pandas as pd
 import torch
 
 from syndface.gan.networks import N_DISEASES, Generator, load_network
-from syndface.runtime import configure, resolve_device
 from syndface.gan.train import save_png, to_uint8
 from syndface.io import read_tsv, write_tsv
 from syndface.log import get_logger, progress
+from syndface.runtime import configure, resolve_device
 from syndface.seeding import derive_seed
 from syndface.taxonomy import AFFECTED, AGE_GROUPS, BLEND_FRACTIONS, DISEASES, FAKE_TYPES
 
@@ -40,8 +40,19 @@ log = get_logger("syndface.gan.fakes")
 
 AGE_STEPS = (0.0, 0.25, 0.5, 0.75, 1.0)
 SOFT_LABEL_COLUMNS = tuple(f"label_{d}" for d in DISEASES)
-MANIFEST_COLUMNS = ("image_id", "path", "disease", "age_group", "fake_type", "fold", "seed", "identity", "age_mix",
-                    "blend_with", *SOFT_LABEL_COLUMNS)
+MANIFEST_COLUMNS = (
+    "image_id",
+    "path",
+    "disease",
+    "age_group",
+    "fake_type",
+    "fold",
+    "seed",
+    "identity",
+    "age_mix",
+    "blend_with",
+    *SOFT_LABEL_COLUMNS,
+)
 
 
 def images_per_cell(folds: pd.DataFrame, fold: int) -> dict[str, int]:
@@ -63,12 +74,31 @@ def fake_plan(folds: pd.DataFrame, fold: int, fake_type: str, seed: int) -> tupl
     cells = images_per_cell(folds, fold)
     rows, labels = [], []
 
-    def add(image_id: str, disease: str, age: str, identity: str, disease_w: dict[str, float], age_w: dict[str, float],
-            soft: dict[str, float], age_mix: float = float("nan"), blend_with: str = "") -> None:
-        rows.append({"image_id": image_id, "disease": disease, "age_group": age, "fake_type": fake_type, "fold": fold,
-                     "seed": derive_seed(seed, "fake", fold, fake_type, identity), "identity": identity,
-                     "age_mix": age_mix, "blend_with": blend_with,
-                     **{f"label_{d}": v for d, v in zip(DISEASES, _onehot(DISEASES, soft))}})
+    def add(
+        image_id: str,
+        disease: str,
+        age: str,
+        identity: str,
+        disease_w: dict[str, float],
+        age_w: dict[str, float],
+        soft: dict[str, float],
+        age_mix: float = float("nan"),
+        blend_with: str = "",
+    ) -> None:
+        rows.append(
+            {
+                "image_id": image_id,
+                "disease": disease,
+                "age_group": age,
+                "fake_type": fake_type,
+                "fold": fold,
+                "seed": derive_seed(seed, "fake", fold, fake_type, identity),
+                "identity": identity,
+                "age_mix": age_mix,
+                "blend_with": blend_with,
+                **{f"label_{d}": v for d, v in zip(DISEASES, _onehot(DISEASES, soft))},
+            }
+        )
         labels.append(_onehot(DISEASES, disease_w) + _onehot(AGE_GROUPS, age_w))
 
     prefix = f"f{fold}-{fake_type}"
@@ -88,8 +118,16 @@ def fake_plan(folds: pd.DataFrame, fold: int, fake_type: str, seed: int) -> tupl
             for i in range(m):
                 ident = f"{d}-{i:05d}"
                 for a, t in zip(AGE_GROUPS, AGE_STEPS):
-                    add(f"{prefix}-{ident}-t{round(t * 100):03d}", d, a, ident, {d: 1},
-                        {AGE_GROUPS[0]: 1 - t, AGE_GROUPS[-1]: t}, {d: 1}, age_mix=t)
+                    add(
+                        f"{prefix}-{ident}-t{round(t * 100):03d}",
+                        d,
+                        a,
+                        ident,
+                        {d: 1},
+                        {AGE_GROUPS[0]: 1 - t, AGE_GROUPS[-1]: t},
+                        {d: 1},
+                        age_mix=t,
+                    )
         else:
             c = BLEND_FRACTIONS[fake_type]
             for a in AGE_GROUPS:
@@ -114,8 +152,10 @@ def latents(seeds: np.ndarray, z_dim: int) -> torch.Tensor:
 def render(G: Generator, z: torch.Tensor, labels: torch.Tensor, psi: float, batch: int = 64) -> np.ndarray:
     """uint8 NHWC images of G_ema(z, label) with truncation psi and the network's constant noise."""
     device = next(G.parameters()).device
-    chunks = [to_uint8(G(z[i : i + batch].to(device), labels[i : i + batch].to(device), psi=psi, noise_mode="const"))
-              for i in range(0, len(z), batch)]
+    chunks = [
+        to_uint8(G(z[i : i + batch].to(device), labels[i : i + batch].to(device), psi=psi, noise_mode="const"))
+        for i in range(0, len(z), batch)
+    ]
     return np.concatenate(chunks) if chunks else np.zeros((0, G.arch.resolution, G.arch.resolution, 3), np.uint8)
 
 
@@ -125,18 +165,23 @@ def write_figures(plan: pd.DataFrame, images: np.ndarray, out_dir: Path, fold: i
 
     first = plan.drop_duplicates(["disease", "age_group"])
     cells = {(r.disease, r.age_group): images[r.Index] for r in first.itertuples()}
-    save_figure(sample_grid_figure(cells, AFFECTED, AGE_GROUPS, f"fold {fold}: {fake_type}"), out_dir / "sample_grid.png")
+    save_figure(
+        sample_grid_figure(cells, AFFECTED, AGE_GROUPS, f"fold {fold}: {fake_type}"), out_dir / "sample_grid.png"
+    )
     if fake_type == "age_progression":
         strips = []
         for d in AFFECTED:
             for ident in plan.loc[plan["disease"] == d, "identity"].drop_duplicates().head(2):
                 strips.append((d, [images[i] for i in np.flatnonzero(plan["identity"] == ident)]))
-        save_figure(progression_figure(strips, [f"{t:g}" for t in AGE_STEPS], f"fold {fold}: infant -> older adult"),
-                    out_dir / "progression_strips.png")
+        save_figure(
+            progression_figure(strips, [f"{t:g}" for t in AGE_STEPS], f"fold {fold}: infant -> older adult"),
+            out_dir / "progression_strips.png",
+        )
 
 
-def generate_fakes(G: Generator, folds: pd.DataFrame, fold: int, fake_type: str, psi: float, seed: int, out_dir: Path,
-                   batch: int = 64) -> pd.DataFrame:
+def generate_fakes(
+    G: Generator, folds: pd.DataFrame, fold: int, fake_type: str, psi: float, seed: int, out_dir: Path, batch: int = 64
+) -> pd.DataFrame:
     """Render and write one fake type; returns the manifest (written last, so its presence means complete)."""
     plan, labels = fake_plan(folds, fold, fake_type, seed)
     images = render(G, latents(plan["seed"].to_numpy(), G.arch.z_dim), labels, psi, batch)
@@ -146,12 +191,22 @@ def generate_fakes(G: Generator, folds: pd.DataFrame, fold: int, fake_type: str,
     plan.insert(1, "path", [str(p) for p in paths])
     write_figures(plan, images, out_dir, fold, fake_type)
     manifest = plan[list(MANIFEST_COLUMNS)]
-    write_tsv(manifest, out_dir / "manifest.tsv", header_lines=[
-        f"{fake_type} fakes of fold {fold}'s GAN (trained on folds != {fold}); use only to train fold {fold}'s classifier",
-        f"psi {psi}, seed {seed}; z = numpy.random.default_rng(seed column).standard_normal(z_dim)"])
+    write_tsv(
+        manifest,
+        out_dir / "manifest.tsv",
+        header_lines=[
+            f"{fake_type} fakes of fold {fold}'s GAN (trained on folds != {fold}); use only to train fold {fold}'s classifier",
+            f"psi {psi}, seed {seed}; z = numpy.random.default_rng(seed column).standard_normal(z_dim)",
+        ],
+    )
     summary = manifest.groupby(["disease", "age_group"], sort=False).size()
-    log.info("fold %d %s: %d images; per (disease, age): %s", fold, fake_type, len(manifest),
-             ", ".join(f"{d}/{a} {n}" for (d, a), n in summary.items()))
+    log.info(
+        "fold %d %s: %d images; per (disease, age): %s",
+        fold,
+        fake_type,
+        len(manifest),
+        ", ".join(f"{d}/{a} {n}" for (d, a), n in summary.items()),
+    )
     return manifest
 
 
@@ -160,7 +215,13 @@ def main(argv: list[str], prog: str = "syndface generate-fakes") -> int:
     parser.add_argument("--network", required=True, help="results/gan/fold{k}/network.pt")
     parser.add_argument("--folds", required=True)
     parser.add_argument("--fold", type=int, required=True)
-    parser.add_argument("--fake-types", nargs="+", required=True, choices=FAKE_TYPES, help="one or more types; each goes to OUT_DIR/<type>/")
+    parser.add_argument(
+        "--fake-types",
+        nargs="+",
+        required=True,
+        choices=FAKE_TYPES,
+        help="one or more types; each goes to OUT_DIR/<type>/",
+    )
     parser.add_argument("--psi", type=float, default=0.6, help="truncation (paper 0.6)")
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--out-dir", required=True, help="results/fakes/fold{k}")
@@ -174,7 +235,9 @@ def main(argv: list[str], prog: str = "syndface generate-fakes") -> int:
     G, ckpt = load_network(args.network, device)
     trained_fold = ckpt.get("training", {}).get("data", {}).get("fold")
     if trained_fold is not None and trained_fold != args.fold:
-        raise SystemExit(f"{args.network} is fold {trained_fold}'s GAN, not fold {args.fold}'s; its fakes would leak that fold's images")
+        raise SystemExit(
+            f"{args.network} is fold {trained_fold}'s GAN, not fold {args.fold}'s; its fakes would leak that fold's images"
+        )
     folds = read_tsv(args.folds)
     for fake_type in args.fake_types:
         generate_fakes(G, folds, args.fold, fake_type, args.psi, args.seed, Path(args.out_dir) / fake_type, args.batch)

@@ -27,8 +27,9 @@ import io
 import math
 import pickle
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -149,7 +150,9 @@ def _same(w: np.ndarray) -> np.ndarray:
     return w
 
 
-def _synthesis_layer_rules(tf_layer: str, ours: str, weight: Callable[[np.ndarray], np.ndarray]) -> list[tuple[str, str, Callable]]:
+def _synthesis_layer_rules(
+    tf_layer: str, ours: str, weight: Callable[[np.ndarray], np.ndarray]
+) -> list[tuple[str, str, Callable]]:
     return [
         (rf"synthesis/(\d+)x\1/{tf_layer}/weight", ours + ".weight", weight),
         (rf"synthesis/(\d+)x\1/{tf_layer}/bias", ours + ".bias", _same),
@@ -168,14 +171,22 @@ TF_GENERATOR_RULES: list[tuple[str, str, Callable]] = [
     *_synthesis_layer_rules("Conv", "synthesis.b{r}.conv1", _conv),
     *_synthesis_layer_rules("Conv0_up", "synthesis.b{r}.conv0", _up_conv),
     *_synthesis_layer_rules("Conv1", "synthesis.b{r}.conv1", _conv),
-    *[(rf"synthesis/(\d+)x\1/ToRGB/{tf}", f"synthesis.b{{r}}.torgb.{ours}", fn)
-      for tf, ours, fn in (("weight", "weight", _conv), ("bias", "bias", _same), ("mod_weight", "affine.weight", _fc),
-                           ("mod_bias", "affine.bias", lambda b: b + 1))],
+    *[
+        (rf"synthesis/(\d+)x\1/ToRGB/{tf}", f"synthesis.b{{r}}.torgb.{ours}", fn)
+        for tf, ours, fn in (
+            ("weight", "weight", _conv),
+            ("bias", "bias", _same),
+            ("mod_weight", "affine.weight", _fc),
+            ("mod_bias", "affine.bias", lambda b: b + 1),
+        )
+    ],
 ]
 TF_DISCRIMINATOR_RULES: list[tuple[str, str, Callable]] = [
-    *[(rf"(\d+)x\1/{tf}/{p}", f"b{{r}}.{ours}.{p}", _conv if p == "weight" else _same)
-      for tf, ours in (("FromRGB", "fromrgb"), ("Conv0", "conv0"), ("Conv1_down", "conv1"), ("Skip", "skip"))
-      for p in ("weight", "bias")],
+    *[
+        (rf"(\d+)x\1/{tf}/{p}", f"b{{r}}.{ours}.{p}", _conv if p == "weight" else _same)
+        for tf, ours in (("FromRGB", "fromrgb"), ("Conv0", "conv0"), ("Conv1_down", "conv1"), ("Skip", "skip"))
+        for p in ("weight", "bias")
+    ],
     (r"(4)x4/Conv/weight", "b{r}.conv.weight", _conv),
     (r"(4)x4/Conv/bias", "b{r}.conv.bias", _same),
     (r"(4)x4/Dense0/weight", "b{r}.fc.weight", _fc),
@@ -224,14 +235,22 @@ def load_source_networks(path: str | Path) -> dict[str, dict[str, torch.Tensor]]
     """{'G', 'D', 'G_ema'} -> flat state dicts named as ours, from a PyTorch or TF StyleGAN2-ADA pickle."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"FFHQ network {str(path)!r} does not exist; download {EXPECTED_FILE} and pass its path, or use --resume-ffhq none")
+        raise FileNotFoundError(
+            f"FFHQ network {str(path)!r} does not exist; download {EXPECTED_FILE} and pass its path, or use --resume-ffhq none"
+        )
     data = safe_load(path)
     if isinstance(data, dict) and all(isinstance(data.get(k), PersistentRecord) for k in ("G", "D", "G_ema")):
         return {k: _module_tensors(data[k]) for k in ("G", "D", "G_ema")}
     if isinstance(data, tuple) and len(data) == 3 and all(isinstance(x, TFNetworkRecord) for x in data):
         G, D, Gs = (_tf_variables(x) for x in data)
-        return {"G": convert_tf(G, TF_GENERATOR_RULES), "D": convert_tf(D, TF_DISCRIMINATOR_RULES), "G_ema": convert_tf(Gs, TF_GENERATOR_RULES)}
-    raise ValueError(f"{path} is not a StyleGAN2-ADA network pickle (expected a dict with G, D, G_ema or a TF (G, D, Gs) tuple)")
+        return {
+            "G": convert_tf(G, TF_GENERATOR_RULES),
+            "D": convert_tf(D, TF_DISCRIMINATOR_RULES),
+            "G_ema": convert_tf(Gs, TF_GENERATOR_RULES),
+        }
+    raise ValueError(
+        f"{path} is not a StyleGAN2-ADA network pickle (expected a dict with G, D, G_ema or a TF (G, D, Gs) tuple)"
+    )
 
 
 @torch.no_grad()
@@ -241,7 +260,12 @@ def transfer(target: nn.Module, source: dict[str, torch.Tensor], what: str) -> l
     fresh, mismatched = [], []
     for name, tensor in own.items():
         src = source.get(name)
-        if name == "mapping.fc0.weight" and src is not None and src.shape[0] == tensor.shape[0] and src.shape[1] < tensor.shape[1]:
+        if (
+            name == "mapping.fc0.weight"
+            and src is not None
+            and src.shape[0] == tensor.shape[0]
+            and src.shape[1] < tensor.shape[1]
+        ):
             tensor.zero_()
             tensor[:, : src.shape[1]] = src * math.sqrt(tensor.shape[1] / src.shape[1])
         elif src is not None and src.shape == tensor.shape:
@@ -249,7 +273,9 @@ def transfer(target: nn.Module, source: dict[str, torch.Tensor], what: str) -> l
         elif FRESH.match(name):
             fresh.append(name)
         else:
-            mismatched.append(f"{name} (ours {tuple(tensor.shape)}, source {tuple(src.shape) if src is not None else 'missing'})")
+            mismatched.append(
+                f"{name} (ours {tuple(tensor.shape)}, source {tuple(src.shape) if src is not None else 'missing'})"
+            )
     unused = sorted(k for k in source if k not in own and not IGNORED.search(k))
     if mismatched or unused:
         details = mismatched + [f"{k} (only in the source)" for k in unused]
@@ -265,4 +291,10 @@ def initialise_from_ffhq(G: nn.Module, D: nn.Module, G_ema: nn.Module, path: str
     source = load_source_networks(path)
     for module, key in ((G, "G"), (D, "D"), (G_ema, "G_ema")):
         fresh = transfer(module, source[key], key)
-        log.info("%s: copied %d tensors from %s; fresh: %s", key, len(module.state_dict()) - len(fresh), Path(path).name, ", ".join(fresh) or "none")
+        log.info(
+            "%s: copied %d tensors from %s; fresh: %s",
+            key,
+            len(module.state_dict()) - len(fresh),
+            Path(path).name,
+            ", ".join(fresh) or "none",
+        )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +20,9 @@ def _panel(rows: int, cols: int, cell_inches: float = 1.2) -> tuple[Any, np.ndar
     return fig, axes
 
 
-def sample_grid_figure(cells: dict[tuple[str, str], np.ndarray], row_names: Sequence[str], col_names: Sequence[str], title: str) -> Any:
+def sample_grid_figure(
+    cells: dict[tuple[str, str], np.ndarray], row_names: Sequence[str], col_names: Sequence[str], title: str
+) -> Any:
     """One image per (row, column) cell, e.g. disease x age group; empty cells stay blank."""
     fig, axes = _panel(len(row_names), len(col_names))
     for i, row in enumerate(row_names):
@@ -33,7 +36,9 @@ def sample_grid_figure(cells: dict[tuple[str, str], np.ndarray], row_names: Sequ
     return fig
 
 
-def progression_figure(strips: Sequence[tuple[str, Sequence[np.ndarray]]], step_names: Sequence[str], title: str) -> Any:
+def progression_figure(
+    strips: Sequence[tuple[str, Sequence[np.ndarray]]], step_names: Sequence[str], title: str
+) -> Any:
     """One row per identity (labelled by disease), one column per step of the age interpolation."""
     fig, axes = _panel(max(len(strips), 1), len(step_names))
     for i, (label, images) in enumerate(strips):

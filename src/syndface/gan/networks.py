@@ -84,7 +84,9 @@ def fir_filter(device: torch.device | str = "cpu", dtype: torch.dtype = torch.fl
     return _FIR_CACHE[key]
 
 
-def upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1, pad: tuple[int, int] = (0, 0), gain: float = 1.0) -> torch.Tensor:
+def upfirdn2d(
+    x: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1, pad: tuple[int, int] = (0, 0), gain: float = 1.0
+) -> torch.Tensor:
     """Zero-insert upsample by `up`, pad (before, after) on both axes, filter, keep every `down`-th pixel.
 
     The paddings used by the callers reproduce the official network's sampling grid, which
@@ -99,7 +101,9 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1, pad:
     return x[:, :, ::down, ::down] if down > 1 else x
 
 
-def bias_act(x: torch.Tensor, bias: torch.Tensor | None, lrelu: bool, gain: float = 1.0, clamp: float | None = None) -> torch.Tensor:
+def bias_act(
+    x: torch.Tensor, bias: torch.Tensor | None, lrelu: bool, gain: float = 1.0, clamp: float | None = None
+) -> torch.Tensor:
     """Add bias, leaky ReLU(0.2) scaled by sqrt(2) to keep the signal variance, extra gain, clamp to +-clamp*gain."""
     if bias is not None:
         x = x + bias.to(x.dtype).reshape(1, -1, *([1] * (x.ndim - 2)))
@@ -116,7 +120,14 @@ def bias_act(x: torch.Tensor, bias: torch.Tensor | None, lrelu: bool, gain: floa
 class FullyConnected(nn.Module):
     """Equalised-lr linear layer; `lr_multiplier` slows a layer down (0.01 in the mapping network)."""
 
-    def __init__(self, in_features: int, out_features: int, lrelu: bool = False, bias_init: float = 0.0, lr_multiplier: float = 1.0):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        lrelu: bool = False,
+        bias_init: float = 0.0,
+        lr_multiplier: float = 1.0,
+    ):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_multiplier)
         self.bias = nn.Parameter(torch.full([out_features], float(bias_init)))
@@ -140,7 +151,9 @@ class SplitLabelEmbedding(nn.Module):
 
     def forward(self, label: torch.Tensor) -> torch.Tensor:
         if label.shape[-1] != LABEL_DIM:
-            raise ValueError(f"labels must have {LABEL_DIM} columns (disease {N_DISEASES} + age {N_AGES}), got {label.shape[-1]}")
+            raise ValueError(
+                f"labels must have {LABEL_DIM} columns (disease {N_DISEASES} + age {N_AGES}), got {label.shape[-1]}"
+            )
         disease = F.linear(label[:, :N_DISEASES], self.disease / math.sqrt(N_DISEASES))
         age = F.linear(label[:, N_DISEASES:], self.age / math.sqrt(N_AGES))
         return torch.cat([disease, age], dim=1) + self.bias
@@ -156,14 +169,18 @@ class MappingNetwork(nn.Module):
         self.embed = SplitLabelEmbedding(w_dim)
         features = [z_dim + w_dim] + [w_dim] * num_layers
         for i in range(num_layers):
-            setattr(self, f"fc{i}", FullyConnected(features[i], features[i + 1], lrelu=True, lr_multiplier=lr_multiplier))
+            setattr(
+                self, f"fc{i}", FullyConnected(features[i], features[i + 1], lrelu=True, lr_multiplier=lr_multiplier)
+            )
         # Running mean of w: the centre that truncation (psi < 1) pulls towards.
         self.register_buffer("w_avg", torch.zeros(w_dim))
 
     def mapping_input(self, z: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         return torch.cat([normalize_2nd_moment(z), normalize_2nd_moment(self.embed(label))], dim=1)
 
-    def forward(self, z: torch.Tensor, label: torch.Tensor, psi: float = 1.0, update_w_avg: bool = False) -> torch.Tensor:
+    def forward(
+        self, z: torch.Tensor, label: torch.Tensor, psi: float = 1.0, update_w_avg: bool = False
+    ) -> torch.Tensor:
         x = self.mapping_input(z, label)
         for i in range(self.num_layers):
             x = getattr(self, f"fc{i}")(x)
@@ -174,7 +191,9 @@ class MappingNetwork(nn.Module):
         return x
 
 
-def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool, up: bool = False) -> torch.Tensor:
+def modulated_conv2d(
+    x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool, up: bool = False
+) -> torch.Tensor:
     """StyleGAN2's modulated convolution, computed as scale inputs -> shared conv -> scale outputs.
 
     Equal to convolving each sample with weight * style (then normalising each output filter to
@@ -195,7 +214,9 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
 class SynthesisLayer(nn.Module):
     """Modulated 3x3 conv (optionally upsampling 2x), per-pixel noise, bias, leaky ReLU."""
 
-    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, up: bool, conv_clamp: float | None):
+    def __init__(
+        self, in_channels: int, out_channels: int, w_dim: int, resolution: int, up: bool, conv_clamp: float | None
+    ):
         super().__init__()
         self.up = up
         self.conv_clamp = conv_clamp
@@ -245,7 +266,9 @@ class SynthesisBlock(nn.Module):
         self.torgb = ToRGB(out_channels, w_dim, conv_clamp)
         self.num_conv = 1 if self.is_first else 2
 
-    def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor, noise_mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor, noise_mode: str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if self.is_first:
             x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1).to(ws.dtype)
             x = self.conv1(x, ws[:, 0], noise_mode)
@@ -298,15 +321,26 @@ class Generator(nn.Module):
         w = self.mapping(z, label, psi=psi, update_w_avg=update_w_avg)
         return w.unsqueeze(1).expand(-1, self.num_ws, -1)
 
-    def forward(self, z: torch.Tensor, label: torch.Tensor, psi: float = 1.0, noise_mode: str = "random") -> torch.Tensor:
+    def forward(
+        self, z: torch.Tensor, label: torch.Tensor, psi: float = 1.0, noise_mode: str = "random"
+    ) -> torch.Tensor:
         return self.synthesis(self.map(z, label, psi=psi), noise_mode=noise_mode)
 
 
 class Conv2dLayer(nn.Module):
     """Equalised-lr conv for D; `down` = 2 low-pass filters then strides, as StyleGAN2 does."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, lrelu: bool = True, bias: bool = True,
-                 down: bool = False, gain: float = 1.0, conv_clamp: float | None = None):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        lrelu: bool = True,
+        bias: bool = True,
+        down: bool = False,
+        gain: float = 1.0,
+        conv_clamp: float | None = None,
+    ):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
@@ -347,7 +381,9 @@ def minibatch_std(x: torch.Tensor, group_size: int) -> torch.Tensor:
     n, c, h, w = x.shape
     g = min(group_size, n)
     if n % g:
-        raise ValueError(f"batch {n} is not divisible by the minibatch-std group size {g}; use a batch that is a multiple of it")
+        raise ValueError(
+            f"batch {n} is not divisible by the minibatch-std group size {g}; use a batch that is a multiple of it"
+        )
     y = x.float().reshape(g, n // g, c, h, w)
     y = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=[1, 2, 3])
     y = y.reshape(1, n // g, 1, 1, 1).expand(g, -1, 1, h, w).reshape(n, 1, h, w)
@@ -379,7 +415,11 @@ class Discriminator(nn.Module):
         self.resolutions = [2**i for i in range(int(math.log2(arch.resolution)), 2, -1)]
         for res in self.resolutions:
             in_channels = arch.channels(res) if res < arch.resolution else 0
-            setattr(self, f"b{res}", DiscriminatorBlock(in_channels, arch.channels(res), arch.channels(res // 2), arch.conv_clamp))
+            setattr(
+                self,
+                f"b{res}",
+                DiscriminatorBlock(in_channels, arch.channels(res), arch.channels(res // 2), arch.conv_clamp),
+            )
         self.embed = SplitLabelEmbedding(arch.w_dim)
         self.b4 = DiscriminatorEpilogue(arch.channels(4), arch.w_dim, arch.mbstd_group, arch.conv_clamp)
 
@@ -397,7 +437,10 @@ def label_vectors(diseases: list[str] | tuple[str, ...], age_groups: list[str] |
         raise ValueError("diseases and age_groups must have the same length")
     label = torch.zeros(len(diseases), LABEL_DIM)
     label[torch.arange(len(diseases)), torch.tensor([DISEASES.index(d) for d in diseases], dtype=torch.long)] = 1
-    label[torch.arange(len(diseases)), N_DISEASES + torch.tensor([AGE_GROUPS.index(a) for a in age_groups], dtype=torch.long)] = 1
+    label[
+        torch.arange(len(diseases)),
+        N_DISEASES + torch.tensor([AGE_GROUPS.index(a) for a in age_groups], dtype=torch.long),
+    ] = 1
     return label
 
 
@@ -405,11 +448,15 @@ def build_networks(arch: GanArch) -> tuple[Generator, Discriminator]:
     return Generator(arch), Discriminator(arch)
 
 
-def load_network(path: str, device: str | torch.device = "cpu", which: str = "G_ema") -> tuple[Generator, dict[str, Any]]:
+def load_network(
+    path: str, device: str | torch.device = "cpu", which: str = "G_ema"
+) -> tuple[Generator, dict[str, Any]]:
     """Rebuild a trained generator from network.pt (its arch is stored there); returns (G in eval mode, checkpoint dict)."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if "arch" not in ckpt or which not in ckpt:
-        raise ValueError(f"{path} is not a syndface GAN network file (no 'arch' / {which!r}); it is written by `syndface train-gan`")
+        raise ValueError(
+            f"{path} is not a syndface GAN network file (no 'arch' / {which!r}); it is written by `syndface train-gan`"
+        )
     G = Generator(GanArch(**ckpt["arch"]))
     G.load_state_dict(ckpt[which])
     return G.to(device).eval().requires_grad_(False), ckpt

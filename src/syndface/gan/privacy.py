@@ -21,8 +21,8 @@ nearest_image_id, nearest_disease, nearest_age_group, distance, threshold, under
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -68,8 +68,17 @@ def nearest(queries: np.ndarray, references: np.ndarray, chunk: int = 1024) -> t
     return np.concatenate(index), np.concatenate(dist)
 
 
-def _assign(out: pd.DataFrame, queries: np.ndarray, query_emb: np.ndarray, refs: np.ndarray, ref_emb: np.ndarray,
-            training: pd.DataFrame, method: str, threshold: float, scale: float = 1.0) -> None:
+def _assign(
+    out: pd.DataFrame,
+    queries: np.ndarray,
+    query_emb: np.ndarray,
+    refs: np.ndarray,
+    ref_emb: np.ndarray,
+    training: pd.DataFrame,
+    method: str,
+    threshold: float,
+    scale: float = 1.0,
+) -> None:
     """Fill the match columns of `out` rows `queries` with their nearest among `training` rows `refs`."""
     if not len(queries):
         return
@@ -82,12 +91,19 @@ def _assign(out: pd.DataFrame, queries: np.ndarray, query_emb: np.ndarray, refs:
     out.loc[queries, "threshold"] = threshold
 
 
-def audit(fakes: pd.DataFrame, fake_emb: Embeddings, training: pd.DataFrame, train_emb: Embeddings,
-          pixel_threshold: float = 0.05) -> pd.DataFrame:
+def audit(
+    fakes: pd.DataFrame,
+    fake_emb: Embeddings,
+    training: pd.DataFrame,
+    train_emb: Embeddings,
+    pixel_threshold: float = 0.05,
+) -> pd.DataFrame:
     """One row per fake (rows of `fake_emb` follow `fakes`); `training` lists every fold's GAN training
     images (gan_fold, image_id, disease, age_group), rows of `train_emb` following it."""
     out = fakes[["image_id", "fold", "fake_type", "disease", "age_group"]].reset_index(drop=True)
-    out = out.assign(method="none", nearest_image_id="", nearest_disease="", nearest_age_group="", distance=np.nan, threshold=np.nan)
+    out = out.assign(
+        method="none", nearest_image_id="", nearest_disease="", nearest_age_group="", distance=np.nan, threshold=np.nan
+    )
     for fold in sorted(out["fold"].unique()):
         refs = np.flatnonzero(training["gan_fold"].to_numpy() == fold)
         if not len(refs):
@@ -95,25 +111,53 @@ def audit(fakes: pd.DataFrame, fake_emb: Embeddings, training: pd.DataFrame, tra
         queries = np.flatnonzero(out["fold"].to_numpy() == fold)
         refs_with_face = refs[train_emb.found[refs]]
         if len(refs_with_face) < len(refs):
-            log.info("fold %s: dlib finds no face in %d of %d training images; fakes meet those only through the fallback",
-                     fold, len(refs) - len(refs_with_face), len(refs))
+            log.info(
+                "fold %s: dlib finds no face in %d of %d training images; fakes meet those only through the fallback",
+                fold,
+                len(refs) - len(refs_with_face),
+                len(refs),
+            )
         by_dlib = queries[fake_emb.found[queries]] if len(refs_with_face) else queries[:0]
-        _assign(out, by_dlib, fake_emb.descriptors[by_dlib], refs_with_face, train_emb.descriptors[refs_with_face],
-                training, "dlib", DLIB_THRESHOLD)
+        _assign(
+            out,
+            by_dlib,
+            fake_emb.descriptors[by_dlib],
+            refs_with_face,
+            train_emb.descriptors[refs_with_face],
+            training,
+            "dlib",
+            DLIB_THRESHOLD,
+        )
         if fake_emb.pixels is not None and train_emb.pixels is not None:
             rest = np.setdiff1d(queries, by_dlib)
             # RMS pixel difference = Euclidean distance / sqrt(dimensions).
-            _assign(out, rest, fake_emb.pixels[rest], refs, train_emb.pixels[refs], training, "pixels", pixel_threshold,
-                    scale=1 / np.sqrt(fake_emb.pixels.shape[1]))
+            _assign(
+                out,
+                rest,
+                fake_emb.pixels[rest],
+                refs,
+                train_emb.pixels[refs],
+                training,
+                "pixels",
+                pixel_threshold,
+                scale=1 / np.sqrt(fake_emb.pixels.shape[1]),
+            )
     out["under_threshold"] = out["distance"] < out["threshold"]
     return out
 
 
 def summarise(result: pd.DataFrame) -> pd.DataFrame:
     """Per fold x fake type x method: how many fakes fall under the same-face threshold."""
-    summary = result.groupby(["fold", "fake_type", "method"], sort=True).agg(
-        n=("image_id", "size"), n_under=("under_threshold", "sum"),
-        min_distance=("distance", "min"), median_distance=("distance", "median")).reset_index()
+    summary = (
+        result.groupby(["fold", "fake_type", "method"], sort=True)
+        .agg(
+            n=("image_id", "size"),
+            n_under=("under_threshold", "sum"),
+            min_distance=("distance", "min"),
+            median_distance=("distance", "median"),
+        )
+        .reset_index()
+    )
     summary["share_under"] = summary["n_under"] / summary["n"]
     return summary[["fold", "fake_type", "method", "n", "n_under", "share_under", "min_distance", "median_distance"]]
 
@@ -124,7 +168,9 @@ def sample_fakes(fakes: pd.DataFrame, per_set: int, seed: int) -> pd.DataFrame:
         return fakes.reset_index(drop=True)
     parts = []
     for (fold, fake_type), group in fakes.groupby(["fold", "fake_type"], sort=True):
-        pick = rng(seed, "privacy-sample", fold, fake_type).choice(len(group), size=min(per_set, len(group)), replace=False)
+        pick = rng(seed, "privacy-sample", fold, fake_type).choice(
+            len(group), size=min(per_set, len(group)), replace=False
+        )
         parts.append(group.iloc[np.sort(pick)])
     return pd.concat(parts, ignore_index=True)
 
@@ -154,12 +200,25 @@ def _no_faces(n: int) -> tuple[np.ndarray, np.ndarray]:
 def main(argv: list[str], prog: str = "syndface privacy-audit") -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--fakes", nargs="+", required=True, help="fake manifest.tsv files (any folds and types)")
-    parser.add_argument("--training-sets", nargs="+", required=True, help="results/gan/fold{k}/training_set.tsv of those folds")
-    parser.add_argument("--cache", required=True, help="packed cache holding the training images (any resolution; larger suits dlib)")
-    parser.add_argument("--embedding", choices=("dlib", "pixels"), default="dlib", help="dlib descriptors (with the fallback where dlib finds no face), or pixels only")
-    parser.add_argument("--fallback", choices=("pixels", "none"), default="pixels", help="embedding where dlib finds no face")
+    parser.add_argument(
+        "--training-sets", nargs="+", required=True, help="results/gan/fold{k}/training_set.tsv of those folds"
+    )
+    parser.add_argument(
+        "--cache", required=True, help="packed cache holding the training images (any resolution; larger suits dlib)"
+    )
+    parser.add_argument(
+        "--embedding",
+        choices=("dlib", "pixels"),
+        default="dlib",
+        help="dlib descriptors (with the fallback where dlib finds no face), or pixels only",
+    )
+    parser.add_argument(
+        "--fallback", choices=("pixels", "none"), default="pixels", help="embedding where dlib finds no face"
+    )
     parser.add_argument("--fallback-size", type=int, default=32)
-    parser.add_argument("--pixel-threshold", type=float, default=0.05, help="RMS pixel difference (0-1 scale) counted as a copy")
+    parser.add_argument(
+        "--pixel-threshold", type=float, default=0.05, help="RMS pixel difference (0-1 scale) counted as a copy"
+    )
     parser.add_argument("--sample-per-set", type=int, default=0, help="audit this many fakes per fold x type (0 = all)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=1, help="processes computing dlib descriptors")
@@ -172,14 +231,21 @@ def main(argv: list[str], prog: str = "syndface privacy-audit") -> int:
     from syndface.align.cache import load_cache
     from syndface.align.descriptors import file_descriptors
 
-    fakes = sample_fakes(pd.concat([read_tsv(p) for p in args.fakes], ignore_index=True), args.sample_per_set, args.seed)
+    fakes = sample_fakes(
+        pd.concat([read_tsv(p) for p in args.fakes], ignore_index=True), args.sample_per_set, args.seed
+    )
     training = pd.concat([read_tsv(p) for p in args.training_sets], ignore_index=True)
     images, index = load_cache(args.cache)
     rows = dict(zip(index["image_id"], index["row"]))
     missing = sorted(set(training["image_id"]) - set(rows))
     if missing:
         raise SystemExit(f"{len(missing)} GAN training image(s) are not in {args.cache}: {', '.join(missing[:10])}")
-    log.info("auditing %d fakes against %d training images (%d distinct)", len(fakes), len(training), training["image_id"].nunique())
+    log.info(
+        "auditing %d fakes against %d training images (%d distinct)",
+        len(fakes),
+        len(training),
+        training["image_id"].nunique(),
+    )
 
     # Each training image is described once, however many folds' training sets hold it.
     ids, row_of = np.unique(training["image_id"].to_numpy(), return_inverse=True)
@@ -187,20 +253,40 @@ def main(argv: list[str], prog: str = "syndface privacy-audit") -> int:
     use_dlib = args.embedding == "dlib"
     use_pixels = args.fallback == "pixels" or not use_dlib
     descriptors, found = describe_arrays(train_pixels, args.workers) if use_dlib else _no_faces(len(train_pixels))
-    train_emb = Embeddings(descriptors[row_of], found[row_of],
-                           pixel_embedding(train_pixels, args.fallback_size)[row_of] if use_pixels else None)
-    descriptors, found = file_descriptors(list(fakes["path"]), workers=args.workers) if use_dlib else _no_faces(len(fakes))
-    fake_pixels = pixel_embedding([np.asarray(Image.open(p).convert("RGB")) for p in fakes["path"]], args.fallback_size) if use_pixels else None
+    train_emb = Embeddings(
+        descriptors[row_of],
+        found[row_of],
+        pixel_embedding(train_pixels, args.fallback_size)[row_of] if use_pixels else None,
+    )
+    descriptors, found = (
+        file_descriptors(list(fakes["path"]), workers=args.workers) if use_dlib else _no_faces(len(fakes))
+    )
+    fake_pixels = (
+        pixel_embedding([np.asarray(Image.open(p).convert("RGB")) for p in fakes["path"]], args.fallback_size)
+        if use_pixels
+        else None
+    )
     result = audit(fakes, Embeddings(descriptors, found, fake_pixels), training, train_emb, args.pixel_threshold)
 
     summary = summarise(result)
     write_tsv(summary, args.summary)
     pixels = f"RMS pixel difference at {args.fallback_size} px, threshold {args.pixel_threshold}"
-    header = (f"nearest GAN training image per fake: dlib descriptor distance (same person < {DLIB_THRESHOLD}) or, where dlib "
-              f"finds no face, the {args.fallback} fallback ({pixels})" if use_dlib else
-              f"nearest GAN training image per fake by pixels only ({pixels}); dlib was not used (--embedding pixels)")
+    header = (
+        f"nearest GAN training image per fake: dlib descriptor distance (same person < {DLIB_THRESHOLD}) or, where dlib "
+        f"finds no face, the {args.fallback} fallback ({pixels})"
+        if use_dlib
+        else f"nearest GAN training image per fake by pixels only ({pixels}); dlib was not used (--embedding pixels)"
+    )
     write_tsv(result, args.out, header_lines=[header])
     for r in summary.itertuples():
-        log.info("fold %s %s (%s): %d/%d under threshold (%.1f%%), min distance %.3f", r.fold, r.fake_type, r.method,
-                 r.n_under, r.n, 100 * r.share_under, r.min_distance)
+        log.info(
+            "fold %s %s (%s): %d/%d under threshold (%.1f%%), min distance %.3f",
+            r.fold,
+            r.fake_type,
+            r.method,
+            r.n_under,
+            r.n,
+            100 * r.share_under,
+            r.min_distance,
+        )
     return 0

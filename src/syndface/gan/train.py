@@ -28,11 +28,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from syndface.runtime import configure, resolve_device
 from syndface.gan.augment import AdaController, AugmentPipe
 from syndface.gan.networks import Discriminator, GanArch, Generator, label_vectors
 from syndface.io import read_tsv, save_torch, write_tsv
 from syndface.log import format_seconds, get_logger
+from syndface.runtime import configure, resolve_device
 from syndface.seeding import rng, seed_everything
 from syndface.taxonomy import AFFECTED, AGE_GROUPS, DISEASES
 
@@ -64,7 +64,9 @@ class TrainOptions:
     RESUMABLE = ("kimg",)
 
 
-def gan_training_set(index: pd.DataFrame, folds: pd.DataFrame, fold: int, oversample: int, unaffected_per_age: int, seed: int) -> pd.DataFrame:
+def gan_training_set(
+    index: pd.DataFrame, folds: pd.DataFrame, fold: int, oversample: int, unaffected_per_age: int, seed: int
+) -> pd.DataFrame:
     """The GAN training images of `fold`: image_id, row (in the cache), disease, age_group, copies.
 
     Only images with fold != `fold` are eligible. Affected images get `oversample` copies; the
@@ -80,8 +82,13 @@ def gan_training_set(index: pd.DataFrame, folds: pd.DataFrame, fold: int, oversa
     rows = dict(zip(index["image_id"], index["row"]))
     missing = sorted(set(eligible["image_id"]) - set(rows))
     if missing:
-        log.warning("%d training image(s) of fold %d are not in the cache and are left out: %s%s", len(missing), fold,
-                    ", ".join(missing[:10]), " ..." if len(missing) > 10 else "")
+        log.warning(
+            "%d training image(s) of fold %d are not in the cache and are left out: %s%s",
+            len(missing),
+            fold,
+            ", ".join(missing[:10]),
+            " ..." if len(missing) > 10 else "",
+        )
     eligible = eligible[eligible["image_id"].isin(rows)].sort_values("image_id")
     affected = eligible[eligible["disease"].isin(AFFECTED)].assign(copies=oversample)
     picks = []
@@ -107,8 +114,16 @@ def _adam(params, lr: float, reg_interval: int, regularised: bool) -> torch.opti
 class GanTrainer:
     """Networks, optimisers, ADA and the training step; everything random draws from torch's global generators."""
 
-    def __init__(self, arch: GanArch, opts: TrainOptions, images: torch.Tensor, items: torch.Tensor, labels: torch.Tensor,
-                 device: torch.device, precision: str = "fp32"):
+    def __init__(
+        self,
+        arch: GanArch,
+        opts: TrainOptions,
+        images: torch.Tensor,
+        items: torch.Tensor,
+        labels: torch.Tensor,
+        device: torch.device,
+        precision: str = "fp32",
+    ):
         """`images`: uint8 [U, 3, R, R]; `items`: index into images per training item (copies repeated); `labels`: [items, 9]."""
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
@@ -229,10 +244,17 @@ class GanTrainer:
 
     def state_dict(self) -> dict[str, Any]:
         state = {
-            "G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
-            "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
-            "augment": self.augment.state_dict(), "ada": self.ada.state_dict(), "pl_mean": self.pl_mean.cpu(),
-            "step": self.step, "nimg": self.nimg, "rng_cpu": torch.get_rng_state(),
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
+            "G_ema": self.G_ema.state_dict(),
+            "opt_G": self.opt_G.state_dict(),
+            "opt_D": self.opt_D.state_dict(),
+            "augment": self.augment.state_dict(),
+            "ada": self.ada.state_dict(),
+            "pl_mean": self.pl_mean.cpu(),
+            "step": self.step,
+            "nimg": self.nimg,
+            "rng_cpu": torch.get_rng_state(),
         }
         if self.device.type == "cuda":
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
@@ -291,20 +313,31 @@ def save_png(array: np.ndarray, path: Path) -> None:
 
 def training_tensors(images: np.ndarray, training_set: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(unique images uint8 NCHW, item -> image index with copies repeated, item labels [items, 9])."""
-    pixels = torch.from_numpy(np.ascontiguousarray(images[training_set["row"].to_numpy()])).permute(0, 3, 1, 2).contiguous()
+    pixels = (
+        torch.from_numpy(np.ascontiguousarray(images[training_set["row"].to_numpy()])).permute(0, 3, 1, 2).contiguous()
+    )
     items = torch.from_numpy(np.repeat(np.arange(len(training_set)), training_set["copies"].to_numpy()))
     labels = label_vectors(list(training_set["disease"]), list(training_set["age_group"]))[items]
     return pixels, items, labels
 
 
-def run_signature(arch: GanArch, opts: TrainOptions, data: dict[str, Any], training_set: pd.DataFrame) -> dict[str, Any]:
+def run_signature(
+    arch: GanArch, opts: TrainOptions, data: dict[str, Any], training_set: pd.DataFrame
+) -> dict[str, Any]:
     """What a checkpoint must match to be resumed (everything but the RESUMABLE options)."""
     ids = "\n".join(f"{i}:{c}" for i, c in zip(training_set["image_id"], training_set["copies"]))
     options = {k: v for k, v in asdict(opts).items() if k not in TrainOptions.RESUMABLE}
-    return {"arch": arch.as_dict(), "options": options, "data": data, "training_set_sha256": hashlib.sha256(ids.encode()).hexdigest()}
+    return {
+        "arch": arch.as_dict(),
+        "options": options,
+        "data": data,
+        "training_set_sha256": hashlib.sha256(ids.encode()).hexdigest(),
+    }
 
 
-def train_gan(trainer: GanTrainer, out_dir: Path, signature: dict[str, Any], snapshot_kimg: float, grid_seed: int) -> None:
+def train_gan(
+    trainer: GanTrainer, out_dir: Path, signature: dict[str, Any], snapshot_kimg: float, grid_seed: int
+) -> None:
     """Train to opts.kimg, checkpointing and writing a sample grid every snapshot_kimg; then write network.pt."""
     checkpoint = out_dir / "checkpoint.pt"
     total_nimg = int(round(trainer.opts.kimg * 1000))
@@ -320,16 +353,36 @@ def train_gan(trainer: GanTrainer, out_dir: Path, signature: dict[str, Any], sna
             last_log = now
             rate = (trainer.nimg - start_nimg) / max(now - start_time, 1e-9)
             eta = (total_nimg - trainer.nimg) / max(rate, 1e-9)
-            log.info("kimg %.2f/%.2f  %s  %.1f s/kimg  ETA %s", trainer.nimg / 1000, total_nimg / 1000,
-                     "  ".join(f"{k} {v:.3f}" for k, v in stats.items()), 1000 / max(rate, 1e-9), format_seconds(eta))
+            log.info(
+                "kimg %.2f/%.2f  %s  %.1f s/kimg  ETA %s",
+                trainer.nimg / 1000,
+                total_nimg / 1000,
+                "  ".join(f"{k} {v:.3f}" for k, v in stats.items()),
+                1000 / max(rate, 1e-9),
+                format_seconds(eta),
+            )
         if snapshot:
-            save_png(render_grid(trainer.G_ema, grid_seed), out_dir / "samples" / f"kimg{trainer.nimg / 1000:09.3f}.png")
-            save_torch({"version": CHECKPOINT_VERSION, "signature": signature, "state": trainer.state_dict()}, checkpoint)
-    save_torch({
-        "arch": trainer.arch.as_dict(),
-        "G": trainer.G.state_dict(), "G_ema": trainer.G_ema.state_dict(), "D": trainer.D.state_dict(),
-        "training": {**signature, "kimg": trainer.nimg / 1000, "steps": trainer.step, "ada_p": float(trainer.augment.p)},
-    }, out_dir / "network.pt")
+            save_png(
+                render_grid(trainer.G_ema, grid_seed), out_dir / "samples" / f"kimg{trainer.nimg / 1000:09.3f}.png"
+            )
+            save_torch(
+                {"version": CHECKPOINT_VERSION, "signature": signature, "state": trainer.state_dict()}, checkpoint
+            )
+    save_torch(
+        {
+            "arch": trainer.arch.as_dict(),
+            "G": trainer.G.state_dict(),
+            "G_ema": trainer.G_ema.state_dict(),
+            "D": trainer.D.state_dict(),
+            "training": {
+                **signature,
+                "kimg": trainer.nimg / 1000,
+                "steps": trainer.step,
+                "ada_p": float(trainer.augment.p),
+            },
+        },
+        out_dir / "network.pt",
+    )
     log.info("wrote %s (%.2f kimg, ADA p %.3f)", out_dir / "network.pt", trainer.nimg / 1000, float(trainer.augment.p))
 
 
@@ -350,37 +403,79 @@ def resume_if_possible(trainer: GanTrainer, checkpoint: Path, signature: dict[st
 
 def main(argv: list[str], prog: str = "syndface train-gan") -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", required=True, help="packed image cache at the GAN resolution (results/cache/{size}px)")
+    parser.add_argument(
+        "--cache", required=True, help="packed image cache at the GAN resolution (results/cache/{size}px)"
+    )
     parser.add_argument("--folds", required=True, help="results/folds/folds.tsv")
     parser.add_argument("--fold", type=int, required=True, help="the held-out fold k; the GAN trains on folds != k")
     parser.add_argument("--out-dir", required=True)
     arch_defaults = GanArch()
     parser.add_argument("--resolution", type=int, default=arch_defaults.resolution)
-    parser.add_argument("--channel-base", type=int, default=arch_defaults.channel_base, help="channels at r px = channel_base / r (paper 16384 = TF fmap_base 8192)")
+    parser.add_argument(
+        "--channel-base",
+        type=int,
+        default=arch_defaults.channel_base,
+        help="channels at r px = channel_base / r (paper 16384 = TF fmap_base 8192)",
+    )
     parser.add_argument("--channel-max", type=int, default=arch_defaults.channel_max)
     parser.add_argument("--z-dim", type=int, default=arch_defaults.z_dim)
-    parser.add_argument("--w-dim", type=int, default=arch_defaults.w_dim, help="also the label embedding size (split in halves)")
+    parser.add_argument(
+        "--w-dim", type=int, default=arch_defaults.w_dim, help="also the label embedding size (split in halves)"
+    )
     parser.add_argument("--mapping-layers", type=int, default=arch_defaults.mapping_layers)
-    parser.add_argument("--mbstd-group", type=int, default=arch_defaults.mbstd_group, help="minibatch-std group (paper 8); must divide --batch")
-    parser.add_argument("--conv-clamp", type=float, default=arch_defaults.conv_clamp, help="activation clamp (256 as the FFHQ source; 0 = none)")
+    parser.add_argument(
+        "--mbstd-group",
+        type=int,
+        default=arch_defaults.mbstd_group,
+        help="minibatch-std group (paper 8); must divide --batch",
+    )
+    parser.add_argument(
+        "--conv-clamp",
+        type=float,
+        default=arch_defaults.conv_clamp,
+        help="activation clamp (256 as the FFHQ source; 0 = none)",
+    )
     o = TrainOptions()
     parser.add_argument("--kimg", type=float, default=o.kimg, help="training length in thousands of real images shown")
     parser.add_argument("--batch", type=int, default=o.batch)
     parser.add_argument("--lr", type=float, default=o.lr)
     parser.add_argument("--r1-gamma", type=float, default=o.r1_gamma)
-    parser.add_argument("--pl-weight", type=float, default=o.pl_weight, help="path-length regularisation weight (paper 2; 0 = off)")
+    parser.add_argument(
+        "--pl-weight", type=float, default=o.pl_weight, help="path-length regularisation weight (paper 2; 0 = off)"
+    )
     parser.add_argument("--style-mixing", type=float, default=o.style_mixing)
     parser.add_argument("--ema-kimg", type=float, default=o.ema_kimg)
-    parser.add_argument("--ema-rampup", type=float, default=None, help="EMA ramp-up as a fraction of images seen (default none, as paper256)")
+    parser.add_argument(
+        "--ema-rampup",
+        type=float,
+        default=None,
+        help="EMA ramp-up as a fraction of images seen (default none, as paper256)",
+    )
     parser.add_argument("--ada-target", type=float, default=o.ada_target)
-    parser.add_argument("--ada-kimg", type=float, default=o.ada_kimg, help="kimg for ADA p to move by 1 (500; the paper's FFHQ fine-tuning used 100)")
+    parser.add_argument(
+        "--ada-kimg",
+        type=float,
+        default=o.ada_kimg,
+        help="kimg for ADA p to move by 1 (500; the paper's FFHQ fine-tuning used 100)",
+    )
     parser.add_argument("--oversample", type=int, default=6, help="copies of each affected image (paper 6)")
-    parser.add_argument("--unaffected-per-age", type=int, default=500, help="unaffected images sampled per age group (paper 500)")
+    parser.add_argument(
+        "--unaffected-per-age", type=int, default=500, help="unaffected images sampled per age group (paper 500)"
+    )
     parser.add_argument("--snapshot-kimg", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=o.seed)
-    parser.add_argument("--resume-ffhq", default="none", help="path of the official FFHQ-256 pickle (ffhq-res256-mirror-paper256-noaug.pkl) or none")
+    parser.add_argument(
+        "--resume-ffhq",
+        default="none",
+        help="path of the official FFHQ-256 pickle (ffhq-res256-mirror-paper256-noaug.pkl) or none",
+    )
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto", help="auto = bf16 autocast on CUDA, fp32 on CPU")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="auto = bf16 autocast on CUDA, fp32 on CPU",
+    )
     parser.add_argument("--num-threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args(argv)
 
@@ -389,30 +484,64 @@ def main(argv: list[str], prog: str = "syndface train-gan") -> int:
     device = resolve_device(args.device)
     configure(device, args.num_threads)
     precision = ("bf16" if device.type == "cuda" else "fp32") if args.precision == "auto" else args.precision
-    arch = GanArch(resolution=args.resolution, channel_base=args.channel_base, channel_max=args.channel_max, z_dim=args.z_dim,
-                   w_dim=args.w_dim, mapping_layers=args.mapping_layers, mbstd_group=args.mbstd_group,
-                   conv_clamp=args.conv_clamp or None)
+    arch = GanArch(
+        resolution=args.resolution,
+        channel_base=args.channel_base,
+        channel_max=args.channel_max,
+        z_dim=args.z_dim,
+        w_dim=args.w_dim,
+        mapping_layers=args.mapping_layers,
+        mbstd_group=args.mbstd_group,
+        conv_clamp=args.conv_clamp or None,
+    )
     if args.batch % min(arch.mbstd_group, args.batch):
         parser.error(f"--batch {args.batch} must be a multiple of --mbstd-group {arch.mbstd_group}")
-    opts = TrainOptions(kimg=args.kimg, batch=args.batch, lr=args.lr, r1_gamma=args.r1_gamma, pl_weight=args.pl_weight,
-                        style_mixing=args.style_mixing, ema_kimg=args.ema_kimg, ema_rampup=args.ema_rampup,
-                        ada_target=args.ada_target, ada_kimg=args.ada_kimg, seed=args.seed)
+    opts = TrainOptions(
+        kimg=args.kimg,
+        batch=args.batch,
+        lr=args.lr,
+        r1_gamma=args.r1_gamma,
+        pl_weight=args.pl_weight,
+        style_mixing=args.style_mixing,
+        ema_kimg=args.ema_kimg,
+        ema_rampup=args.ema_rampup,
+        ada_target=args.ada_target,
+        ada_kimg=args.ada_kimg,
+        seed=args.seed,
+    )
 
     images, index = load_cache(args.cache)
     if images.shape[1] != arch.resolution:
-        raise SystemExit(f"{args.cache} holds {images.shape[1]} px images but --resolution is {arch.resolution}; "
-                         f"point --cache at the {arch.resolution} px cache")
-    training_set = gan_training_set(index, read_tsv(args.folds), args.fold, args.oversample, args.unaffected_per_age, args.seed)
+        raise SystemExit(
+            f"{args.cache} holds {images.shape[1]} px images but --resolution is {arch.resolution}; "
+            f"point --cache at the {arch.resolution} px cache"
+        )
+    training_set = gan_training_set(
+        index, read_tsv(args.folds), args.fold, args.oversample, args.unaffected_per_age, args.seed
+    )
     out_dir = Path(args.out_dir)
-    write_tsv(training_set.drop(columns="row").assign(gan_fold=args.fold), out_dir / "training_set.tsv", header_lines=[
-        f"GAN training images of fold {args.fold} (folds != {args.fold}); copies = times each image is repeated"])
+    write_tsv(
+        training_set.drop(columns="row").assign(gan_fold=args.fold),
+        out_dir / "training_set.tsv",
+        header_lines=[
+            f"GAN training images of fold {args.fold} (folds != {args.fold}); copies = times each image is repeated"
+        ],
+    )
     counts = training_set.groupby("disease")["copies"].agg(["size", "sum"])
-    log.info("fold %d: %s", args.fold, ", ".join(f"{d} {int(r['size'])} images x copies = {int(r['sum'])}" for d, r in counts.iterrows()))
+    log.info(
+        "fold %d: %s",
+        args.fold,
+        ", ".join(f"{d} {int(r['size'])} images x copies = {int(r['sum'])}" for d, r in counts.iterrows()),
+    )
 
     pixels, items, labels = training_tensors(images, training_set)
     trainer = GanTrainer(arch, opts, pixels, items, labels, device, precision)
-    data = {"fold": args.fold, "oversample": args.oversample, "unaffected_per_age": args.unaffected_per_age,
-            "resume_ffhq": Path(args.resume_ffhq).name if args.resume_ffhq != "none" else None}
+    data = {
+        "fold": args.fold,
+        "oversample": args.oversample,
+        "unaffected_per_age": args.unaffected_per_age,
+        "resume_ffhq": Path(args.resume_ffhq).name if args.resume_ffhq != "none" else None,
+    }
     signature = run_signature(arch, opts, data, training_set)
     if not resume_if_possible(trainer, out_dir / "checkpoint.pt", signature) and args.resume_ffhq != "none":
         from syndface.gan.ffhq import initialise_from_ffhq
@@ -420,7 +549,14 @@ def main(argv: list[str], prog: str = "syndface train-gan") -> int:
         initialise_from_ffhq(trainer.G, trainer.D, trainer.G_ema, args.resume_ffhq)
         # Render the transferred network first: a wrong source config shows here, not after hours.
         save_png(render_grid(trainer.G_ema, args.seed), out_dir / "samples" / "init.png")
-    log.info("training on %s (%s): %d items, %s px, batch %d, %.2f kimg", device, precision, len(items), arch.resolution, opts.batch, opts.kimg)
+    log.info(
+        "training on %s (%s): %d items, %s px, batch %d, %.2f kimg",
+        device,
+        precision,
+        len(items),
+        arch.resolution,
+        opts.batch,
+        opts.kimg,
+    )
     train_gan(trainer, out_dir, signature, args.snapshot_kimg, args.seed)
     return 0
-

@@ -33,7 +33,9 @@ MAX_OPACITY = 0.8
 MIN_PANEL_PX = 256
 
 
-def group_composites(maps: np.ndarray, faces: np.ndarray, index: pd.DataFrame, disease: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def group_composites(
+    maps: np.ndarray, faces: np.ndarray, index: pd.DataFrame, disease: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(mean maps [5,H,W], mean faces [5,H,W,3] float in 0..255, counts [5]) over the disease's images per age group.
 
     `faces` are the aligned images of the maps' rows, in the same order. A group without images gets zeros."""
@@ -99,12 +101,16 @@ def _save_panel(rgb: np.ndarray, path: Path) -> None:
     from PIL import Image
 
     factor = max(1, -(-MIN_PANEL_PX // rgb.shape[0]))
-    image = Image.fromarray((rgb * 255).round().astype(np.uint8)).resize((rgb.shape[1] * factor, rgb.shape[0] * factor), Image.NEAREST)
+    image = Image.fromarray((rgb * 255).round().astype(np.uint8)).resize(
+        (rgb.shape[1] * factor, rgb.shape[0] * factor), Image.NEAREST
+    )
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG")
 
 
-def write_composites(maps: np.ndarray, faces: np.ndarray, index: pd.DataFrame, disease: str, outlier_perc: float, out_dir: Path) -> None:
+def write_composites(
+    maps: np.ndarray, faces: np.ndarray, index: pd.DataFrame, disease: str, outlier_perc: float, out_dir: Path
+) -> None:
     mean_maps, mean_faces, counts = group_composites(maps, faces, index, disease)
     scale = display_scale(mean_maps, outlier_perc)
     for g, group in enumerate(AGE_GROUPS):
@@ -112,8 +118,12 @@ def write_composites(maps: np.ndarray, faces: np.ndarray, index: pd.DataFrame, d
         _save_panel(panel, out_dir / f"{disease}_{group}.png")
     with atomic_path(out_dir / f"{disease}.npz") as tmp:
         np.savez(
-            tmp, maps=mean_maps.astype(np.float32), faces=mean_faces.round().astype(np.uint8), counts=counts,
-            age_groups=np.array(AGE_GROUPS), scale=scale,
+            tmp,
+            maps=mean_maps.astype(np.float32),
+            faces=mean_faces.round().astype(np.uint8),
+            counts=counts,
+            age_groups=np.array(AGE_GROUPS),
+            scale=scale,
         )
     save_figure(plot_disease(disease, mean_maps, mean_faces, counts, scale), out_dir / f"{disease}.png")
     log.info("%s composites: %s images per age group, colour scale %.4g", disease, counts.tolist(), scale)
@@ -122,9 +132,16 @@ def write_composites(maps: np.ndarray, faces: np.ndarray, index: pd.DataFrame, d
 def build_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--maps-dir", required=True, help="output directory of `syndface occlusion-maps`")
-    p.add_argument("--cache", required=True, help="the packed image cache the maps were computed on (for the mean faces)")
+    p.add_argument(
+        "--cache", required=True, help="the packed image cache the maps were computed on (for the mean faces)"
+    )
     p.add_argument("--diseases", nargs="+", default=["WS", "22q", "control"], choices=DISEASES)
-    p.add_argument("--outlier-perc", type=float, default=2.0, help="percent of the largest |values| that saturate the colours (captum's outlier_perc)")
+    p.add_argument(
+        "--outlier-perc",
+        type=float,
+        default=2.0,
+        help="percent of the largest |values| that saturate the colours (captum's outlier_perc)",
+    )
     p.add_argument("--out-dir", required=True)
     return p
 
@@ -139,11 +156,15 @@ def main(argv: list[str], prog: str = "syndface saliency-composites") -> int:
     cache_rows = index["cache_row"].to_numpy()
     cached_ids = cache_index.set_index("row").loc[cache_rows, "image_id"].astype(str).to_numpy()
     if not np.array_equal(cached_ids, index["image_id"].astype(str).to_numpy()):
-        raise ValueError(f"the cache {args.cache} does not hold the images the maps in {args.maps_dir} were computed on; pass the same cache")
+        raise ValueError(
+            f"the cache {args.cache} does not hold the images the maps in {args.maps_dir} were computed on; pass the same cache"
+        )
     faces = np.asarray(cache[cache_rows])
     missing = sorted(set(args.diseases) - set(index["disease"]))
     if missing:
-        raise ValueError(f"{args.maps_dir} has no maps of {', '.join(missing)}; drop them from --diseases or recompute the maps")
+        raise ValueError(
+            f"{args.maps_dir} has no maps of {', '.join(missing)}; drop them from --diseases or recompute the maps"
+        )
     out_dir = Path(args.out_dir)
     for disease in args.diseases:
         write_composites(maps, faces, index, disease, args.outlier_perc, out_dir)

@@ -19,8 +19,8 @@ Three embeddings are offered:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -52,7 +52,14 @@ class MapEmbedder:
     """Callable: float maps [B, H, W] (numpy) -> features [B, F] (numpy float64), the mean over
     `networks` of their pooled features, computed in batches of `batch`."""
 
-    def __init__(self, networks: Sequence[Callable[[torch.Tensor], torch.Tensor]], scale: float, device: torch.device, batch: int, description: str):
+    def __init__(
+        self,
+        networks: Sequence[Callable[[torch.Tensor], torch.Tensor]],
+        scale: float,
+        device: torch.device,
+        batch: int,
+        description: str,
+    ):
         if not networks:
             raise ValueError("the map embedding needs at least one network")
         self.networks = list(networks)
@@ -65,24 +72,34 @@ class MapEmbedder:
     def __call__(self, maps: np.ndarray) -> np.ndarray:
         out = []
         for start in range(0, len(maps), self.batch):
-            x = maps_as_images(torch.as_tensor(np.asarray(maps[start : start + self.batch]), dtype=torch.float32, device=self.device), self.scale)
+            x = maps_as_images(
+                torch.as_tensor(np.asarray(maps[start : start + self.batch]), dtype=torch.float32, device=self.device),
+                self.scale,
+            )
             features = torch.stack([net(x).float() for net in self.networks]).mean(0)
             out.append(features.double().cpu().numpy())
         return np.concatenate(out)
 
 
-def classifier_embedder(model_paths: Sequence[str | os.PathLike], scale: float, device: torch.device, batch: int = 64) -> MapEmbedder:
+def classifier_embedder(
+    model_paths: Sequence[str | os.PathLike], scale: float, device: torch.device, batch: int = 64
+) -> MapEmbedder:
     from syndface.classify.model import load_classifier
 
     models = [load_classifier(p, device)[0] for p in model_paths]
     names = sorted({m.backbone.__class__.__name__ for m in models})
     return MapEmbedder(
-        [m.features for m in models], scale, device, batch,
+        [m.features for m in models],
+        scale,
+        device,
+        batch,
         f"classifier: penultimate features of the {len(models)} trained fold classifiers ({', '.join(names)}), averaged over folds",
     )
 
 
-def imagenet_embedder(name: str, weights: str | os.PathLike | None, scale: float, device: torch.device, batch: int = 64) -> MapEmbedder:
+def imagenet_embedder(
+    name: str, weights: str | os.PathLike | None, scale: float, device: torch.device, batch: int = 64
+) -> MapEmbedder:
     import timm
 
     if not weights or not Path(weights).is_file():
@@ -90,7 +107,9 @@ def imagenet_embedder(name: str, weights: str | os.PathLike | None, scale: float
             f"ImageNet weights file {weights!r} not found; the `imagenet` embedding needs a local weights file for "
             f"{name} (the paper used tf_efficientnet_b4_ns), or use --embedding classifier"
         )
-    model: nn.Module = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(weights)}, num_classes=0)
+    model: nn.Module = timm.create_model(
+        name, pretrained=True, pretrained_cfg_overlay={"file": str(weights)}, num_classes=0
+    )
     model = model.to(device).eval()
     return MapEmbedder([model], scale, device, batch, f"imagenet: {name} pooled features, weights {weights}")
 

@@ -54,11 +54,15 @@ def load_maps(maps_dir: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
     maps_dir = Path(maps_dir)
     for name in ("maps.npy", "index.tsv"):
         if not (maps_dir / name).is_file():
-            raise FileNotFoundError(f"{maps_dir / name} is missing; run `syndface occlusion-maps --out-dir {maps_dir}` first")
+            raise FileNotFoundError(
+                f"{maps_dir / name} is missing; run `syndface occlusion-maps --out-dir {maps_dir}` first"
+            )
     maps = np.load(maps_dir / "maps.npy", mmap_mode="r")
     index = read_tsv(maps_dir / "index.tsv")
     if len(index) != len(maps):
-        raise ValueError(f"{maps_dir}: maps.npy has {len(maps)} maps but index.tsv {len(index)} rows; rerun occlusion-maps")
+        raise ValueError(
+            f"{maps_dir}: maps.npy has {len(maps)} maps but index.tsv {len(index)} rows; rerun occlusion-maps"
+        )
     return maps, index
 
 
@@ -73,7 +77,9 @@ def _images_per_block(per_image_forwards: int, batch: int) -> int:
 
 
 def _fingerprint(args: argparse.Namespace, image_ids: list[str]) -> str:
-    keys = {k: str(v) for k, v in vars(args).items() if k not in {"batch", "num_threads", "checkpoint_every", "out_dir"}}
+    keys = {
+        k: str(v) for k, v in vars(args).items() if k not in {"batch", "num_threads", "checkpoint_every", "out_dir"}
+    }
     keys["models_mtime"] = [Path(m).stat().st_mtime_ns for m in args.models]
     keys["images"] = hashlib.sha256("\n".join(image_ids).encode()).hexdigest()
     return json.dumps(keys, sort_keys=True)
@@ -100,16 +106,27 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--cache", required=True, help="packed image cache directory (images.npy + index.tsv)")
     p.add_argument("--split", default="test", choices=SPLITS)
     p.add_argument("--diseases", nargs="+", default=list(AFFECTED), choices=DISEASES)
-    p.add_argument("--window", type=int, required=True, help="occlusion window side in pixels (of --reference-size images if given)")
+    p.add_argument(
+        "--window",
+        type=int,
+        required=True,
+        help="occlusion window side in pixels (of --reference-size images if given)",
+    )
     p.add_argument("--stride", type=int, required=True, help="occlusion stride in pixels (<= window)")
     p.add_argument(
-        "--reference-size", type=int, default=None,
+        "--reference-size",
+        type=int,
+        default=None,
         help="image size that --window/--stride are given for (the paper: 20/10 at 448); they are scaled to the cache's size",
     )
-    p.add_argument("--baseline", type=float, default=0.0, help="occluded value in normalised space (0 = ImageNet mean colour)")
+    p.add_argument(
+        "--baseline", type=float, default=0.0, help="occluded value in normalised space (0 = ImageNet mean colour)"
+    )
     p.add_argument("--batch", type=int, default=256, help="occluded images per forward pass")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"), help="auto: bf16 autocast on GPU, fp32 on CPU")
+    p.add_argument(
+        "--precision", default="auto", choices=("auto", "fp32", "bf16"), help="auto: bf16 autocast on GPU, fp32 on CPU"
+    )
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--num-threads", type=int, default=0, help="CPU threads for torch (0 = torch's default)")
     p.add_argument("--checkpoint-every", type=float, default=300.0, help="seconds between resumable checkpoints")
@@ -140,12 +157,21 @@ def main(argv: list[str], prog: str = "syndface occlusion-maps") -> int:
         model, ckpt = load_classifier(path, device)
         trained_size = ckpt.get("arch", {}).get("image_size")
         if trained_size is not None and int(trained_size) != size:
-            raise ValueError(f"{path} was trained at {trained_size} px but the cache {args.cache} holds {size} px images; pass the matching cache")
+            raise ValueError(
+                f"{path} was trained at {trained_size} px but the cache {args.cache} holds {size} px images; pass the matching cache"
+            )
         models.append(prepare_model(model, device, args.channels_last))
     per_image = len(window_bands(size, window, stride)) ** 2 + 1
     log.info(
         "%d images x %d models, %d forwards each (window %d px, stride %d px, %s, %s, channels_last=%s)",
-        len(chosen), len(models), per_image, window, stride, precision, device, args.channels_last,
+        len(chosen),
+        len(models),
+        per_image,
+        window,
+        stride,
+        precision,
+        device,
+        args.channels_last,
     )
 
     out_dir = Path(args.out_dir)
@@ -160,8 +186,16 @@ def main(argv: list[str], prog: str = "syndface occlusion-maps") -> int:
         rows = chosen.iloc[start : start + block]
         images = preprocess(torch.from_numpy(np.ascontiguousarray(cache[rows["cache_row"].to_numpy()])), device)
         per_fold = occlusion_maps(
-            models, images, rows["target"].to_numpy(), window, stride, baseline=args.baseline,
-            batch=args.batch, precision=precision, channels_last=args.channels_last, fixed_shape=device.type == "cuda",
+            models,
+            images,
+            rows["target"].to_numpy(),
+            window,
+            stride,
+            baseline=args.baseline,
+            batch=args.batch,
+            precision=precision,
+            channels_last=args.channels_last,
+            fixed_shape=device.type == "cuda",
         )
         maps[start : start + len(rows)] = fold_mean(per_fold).cpu().numpy()
         if time.monotonic() - last_save >= args.checkpoint_every:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -27,7 +27,9 @@ from torch import nn
 PRECISIONS = ("fp32", "bf16")
 
 
-def window_bands(size: int, window: int, stride: int, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> torch.Tensor:
+def window_bands(
+    size: int, window: int, stride: int, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """The 0/1 bands of captum's windows along one axis: `[n_windows, size]`, last one clipped at the border."""
     if not 1 <= window <= size:
         raise ValueError(f"occlusion window {window} must be between 1 and the image size {size}")
@@ -95,7 +97,11 @@ def occlusion_maps(
         raise ValueError(f"images must be [N, C, H, W], got shape {tuple(images.shape)}")
     n_images, _, height, width = images.shape
     device = images.device
-    targets = targets.to(device, torch.long) if isinstance(targets, torch.Tensor) else torch.tensor(np.asarray(targets), dtype=torch.long, device=device)
+    targets = (
+        targets.to(device, torch.long)
+        if isinstance(targets, torch.Tensor)
+        else torch.tensor(np.asarray(targets), dtype=torch.long, device=device)
+    )
     if targets.shape != (n_images,):
         raise ValueError(f"need one target per image: {n_images} images, targets of shape {tuple(targets.shape)}")
     rows = window_bands(height, window, stride, images.dtype, device)

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import argparse
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -100,7 +100,9 @@ def embedding_distances(maps: np.ndarray, in_a: np.ndarray, embed: Embed) -> np.
     return np.concatenate(out)
 
 
-def permutation_test(maps_a: np.ndarray, maps_b: np.ndarray, embed: Embed, n_permutations: int, generator: np.random.Generator) -> PermutationResult:
+def permutation_test(
+    maps_a: np.ndarray, maps_b: np.ndarray, embed: Embed, n_permutations: int, generator: np.random.Generator
+) -> PermutationResult:
     """Observed embedding distance of the two groups' mean maps against `n_permutations` relabellings."""
     if n_permutations < 1:
         raise ValueError(f"need at least one permutation, got {n_permutations}")
@@ -117,7 +119,9 @@ def null_pair_group(index: pd.DataFrame, disease: str) -> str:
     return max(AGE_GROUPS, key=lambda g: (counts.get(g, 0), -AGE_GROUPS.index(g)))
 
 
-def run_tests(maps: np.ndarray, index: pd.DataFrame, diseases: list[str], embed: Embed, n_permutations: int, seed: int) -> pd.DataFrame:
+def run_tests(
+    maps: np.ndarray, index: pd.DataFrame, diseases: list[str], embed: Embed, n_permutations: int, seed: int
+) -> pd.DataFrame:
     """Every pair of age groups per disease, plus its null pair; one row each."""
     rows = []
     for disease in diseases:
@@ -129,12 +133,32 @@ def run_tests(maps: np.ndarray, index: pd.DataFrame, diseases: list[str], embed:
         half = len(halves) // 2
         pairs.append((f"{group}:half1", f"{group}:half2", "null", halves[:half], halves[half:]))
         for group_a, group_b, kind, rows_a, rows_b in pairs:
-            row = {"disease": disease, "group_a": group_a, "group_b": group_b, "kind": kind, "n_a": len(rows_a), "n_b": len(rows_b)}
+            row = {
+                "disease": disease,
+                "group_a": group_a,
+                "group_b": group_b,
+                "kind": kind,
+                "n_a": len(rows_a),
+                "n_b": len(rows_b),
+            }
             if len(rows_a) and len(rows_b):
                 generator = rng(seed, "permutation", disease, group_a, group_b)
                 result = permutation_test(maps[rows_a], maps[rows_b], embed, n_permutations, generator)
-                row.update(distance=result.distance, null_median=float(np.median(result.null)), rank=result.rank, p_value=result.p_value)
-                log.info("%s %s vs %s: distance %.4g, rank %.3f, p %.4f", disease, group_a, group_b, result.distance, result.rank, result.p_value)
+                row.update(
+                    distance=result.distance,
+                    null_median=float(np.median(result.null)),
+                    rank=result.rank,
+                    p_value=result.p_value,
+                )
+                log.info(
+                    "%s %s vs %s: distance %.4g, rank %.3f, p %.4f",
+                    disease,
+                    group_a,
+                    group_b,
+                    result.distance,
+                    result.rank,
+                    result.p_value,
+                )
             else:
                 log.warning("%s %s vs %s: a group has no images; no test", disease, group_a, group_b)
                 row.update(distance=np.nan, null_median=np.nan, rank=np.nan, p_value=np.nan)
@@ -160,12 +184,23 @@ def plot_heatmap(table: pd.DataFrame, disease: str, alpha: float, subtitle: str)
     for i, j in zip(*np.tril_indices(n, -1)):
         if np.isfinite(grid[i, j]):
             star = "*" if grid[i, j] < alpha else ""
-            ax.text(j, i, f"{grid[i, j]:.3f}{star}", ha="center", va="center", color="white" if grid[i, j] < 0.5 else "black", fontsize=8)
+            ax.text(
+                j,
+                i,
+                f"{grid[i, j]:.3f}{star}",
+                ha="center",
+                va="center",
+                color="white" if grid[i, j] < 0.5 else "black",
+                fontsize=8,
+            )
     labels = [g.replace("_", " ") for g in AGE_GROUPS]
     ax.set_xticks(range(n), labels, rotation=30, ha="right")
     ax.set_yticks(range(n), labels)
     null = table[(table["disease"] == disease) & (table["kind"] == "null")].iloc[0]
-    ax.set_title(f"{disease}: permutation p-values (* p < {alpha})\n{subtitle}\nnull pair ({null.group_a.split(':')[0]} halves): p = {null.p_value:.3f}", fontsize=8)
+    ax.set_title(
+        f"{disease}: permutation p-values (* p < {alpha})\n{subtitle}\nnull pair ({null.group_a.split(':')[0]} halves): p = {null.p_value:.3f}",
+        fontsize=8,
+    )
     fig.colorbar(image, ax=ax, label="p-value", fraction=0.046)
     return fig
 
@@ -174,14 +209,26 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--maps-dir", required=True, help="output directory of `syndface occlusion-maps`")
     p.add_argument("--diseases", nargs="+", default=["WS", "22q"], choices=DISEASES)
-    p.add_argument("--embedding", default="classifier", choices=EMBEDDINGS, help="classifier: fold models' features; imagenet: the paper's; pixels: the maps")
+    p.add_argument(
+        "--embedding",
+        default="classifier",
+        choices=EMBEDDINGS,
+        help="classifier: fold models' features; imagenet: the paper's; pixels: the maps",
+    )
     p.add_argument("--models", nargs="+", default=[], help="fold models (model.pt) for --embedding classifier")
-    p.add_argument("--imagenet-model", default="tf_efficientnet_b4.ns_jft_in1k", help="timm name for --embedding imagenet")
+    p.add_argument(
+        "--imagenet-model", default="tf_efficientnet_b4.ns_jft_in1k", help="timm name for --embedding imagenet"
+    )
     p.add_argument("--imagenet-weights", default=None, help="local weights file for --embedding imagenet")
     p.add_argument("--permutations", type=int, default=1000, help="paper: 100; its code: 1000")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--alpha", type=float, default=0.05, help="significance level marked in the table and figures")
-    p.add_argument("--scale-quantile", type=float, default=0.99, help="quantile of the pooled positive maps that maps are divided by")
+    p.add_argument(
+        "--scale-quantile",
+        type=float,
+        default=0.99,
+        help="quantile of the pooled positive maps that maps are divided by",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--embed-batch", type=int, default=64, help="mean maps per embedding forward pass")
     p.add_argument("--num-threads", type=int, default=0, help="CPU threads for torch (0 = torch's default)")
@@ -192,15 +239,17 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 def main(argv: list[str], prog: str = "syndface permutation-test") -> int:
     args = build_parser(prog).parse_args(argv)
 
-    from syndface.saliency.embedding import PixelEmbedder, classifier_embedder, imagenet_embedder, map_scale
     from syndface.runtime import configure, resolve_device
+    from syndface.saliency.embedding import PixelEmbedder, classifier_embedder, imagenet_embedder, map_scale
     from syndface.saliency.maps import load_maps
 
     maps, index = load_maps(args.maps_dir)
     tested = index["disease"].isin(args.diseases).to_numpy()
     missing = sorted(set(args.diseases) - set(index["disease"][tested]))
     if missing:
-        raise ValueError(f"{args.maps_dir} has no maps of {', '.join(missing)}; drop them from --diseases or recompute the maps")
+        raise ValueError(
+            f"{args.maps_dir} has no maps of {', '.join(missing)}; drop them from --diseases or recompute the maps"
+        )
     positive = positive_part(np.asarray(maps, dtype=np.float32))
     scale = map_scale(positive[tested], args.scale_quantile)
     device = resolve_device(args.device)
@@ -223,7 +272,8 @@ def main(argv: list[str], prog: str = "syndface permutation-test") -> int:
         header_lines=[
             f"embedding {embed.description}",
             f"maps: fold-mean occlusion maps, negatives set to 0, divided by {scale:.6g} (the {args.scale_quantile} quantile "
-            "of the tested maps)" + ("" if args.embedding == "pixels" else ", replicated to 3 channels, ImageNet-normalised"),
+            "of the tested maps)"
+            + ("" if args.embedding == "pixels" else ", replicated to 3 channels, ImageNet-normalised"),
             "statistic: Euclidean distance between the embeddings of the two groups' mean maps",
             f"{args.permutations} permutations, seed {args.seed}; rank = mean(observed > permuted) (the paper's); "
             "p_value = (#(permuted >= observed) + 1) / (permutations + 1)",

@@ -63,7 +63,13 @@ def centred_blob(size: int, sigma_fraction: float) -> np.ndarray:
     return np.outer(g, g)
 
 
-def truth_table(maps: np.ndarray, index: pd.DataFrame, masks: dict[tuple[str, str], np.ndarray], threshold: float, sigma_fraction: float) -> pd.DataFrame:
+def truth_table(
+    maps: np.ndarray,
+    index: pd.DataFrame,
+    masks: dict[tuple[str, str], np.ndarray],
+    threshold: float,
+    sigma_fraction: float,
+) -> pd.DataFrame:
     """Per disease x age group (with a mask and maps), the scores of the maps and of the centred blob."""
     blob = centred_blob(maps.shape[1], sigma_fraction)[None]
     rows, per_image = [], []
@@ -77,10 +83,23 @@ def truth_table(maps: np.ndarray, index: pd.DataFrame, masks: dict[tuple[str, st
             inside = region(masks[(disease, group)], threshold)
             share, hits = mass_inside(maps[picked], inside), pointing_hits(maps[picked], inside)
             blob_share, blob_hit = mass_inside(blob, inside)[0], pointing_hits(blob, inside)[0]
-            per_image.append(pd.DataFrame({"disease": disease, "share": share, "hit": hits, "blob_share": blob_share, "blob_hit": blob_hit, "area": inside.mean()}))
+            per_image.append(
+                pd.DataFrame(
+                    {
+                        "disease": disease,
+                        "share": share,
+                        "hit": hits,
+                        "blob_share": blob_share,
+                        "blob_hit": blob_hit,
+                        "area": inside.mean(),
+                    }
+                )
+            )
             rows.append(_row(disease, group, per_image[-1]))
     if not rows:
-        raise ValueError("no disease x age group has both a region mask and saliency maps; check --regions and --maps-dir")
+        raise ValueError(
+            "no disease x age group has both a region mask and saliency maps; check --regions and --maps-dir"
+        )
     pooled = pd.concat(per_image)
     rows += [_row(disease, "all", images) for disease, images in pooled.groupby("disease", sort=False)]
     return pd.DataFrame(rows)
@@ -106,7 +125,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--regions", required=True, help="the demo cohort's region masks (regions.npz)")
     p.add_argument("--zoom", type=float, required=True, help="the alignment zoom the cache was built with")
     p.add_argument("--threshold", type=float, default=0.5, help="region = mask >= threshold x mask maximum")
-    p.add_argument("--blob-sigma", type=float, default=0.15, help="centred Gaussian blob's sigma as a fraction of the image size")
+    p.add_argument(
+        "--blob-sigma", type=float, default=0.15, help="centred Gaussian blob's sigma as a fraction of the image size"
+    )
     p.add_argument("--out", required=True, help="output TSV (truth_check.tsv)")
     return p
 
@@ -130,5 +151,13 @@ def main(argv: list[str], prog: str = "syndface saliency-truth-check") -> int:
         ],
     )
     for r in table[table["age_group"] == "all"].itertuples():
-        log.info("%s: pointing %.2f (blob %.2f), mass inside %.2f (blob %.2f, area %.2f)", r.disease, r.pointing_hit_rate, r.pointing_hit_rate_blob, r.mass_inside, r.mass_inside_blob, r.region_area)
+        log.info(
+            "%s: pointing %.2f (blob %.2f), mass inside %.2f (blob %.2f, area %.2f)",
+            r.disease,
+            r.pointing_hit_rate,
+            r.pointing_hit_rate_blob,
+            r.mass_inside,
+            r.mass_inside_blob,
+            r.region_area,
+        )
     return 0

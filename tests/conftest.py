@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -31,3 +32,16 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def options(settings: dict) -> list[str]:
+    """`--options` argv for a command from dotted config keys: {"align.size": 48} ->
+    ["--options", '{"align": {"size": 48}}']."""
+    tree: dict = {}
+    for path, value in settings.items():
+        *parents, leaf = path.split(".")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return ["--options", json.dumps(tree)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import options
 from PIL import Image
 from scipy.ndimage import binary_dilation
 from skimage import data
@@ -14,8 +15,9 @@ from syndface.align.geometry import FIVE_POINTS, LANDMARK_COLUMNS, quad_to_affin
 from syndface.align.landmarks import detect_largest_face, dlib_shape, points_to_columns, read_manual_landmarks
 from syndface.align.load import ImageLoadError, load_rgb
 from syndface.align.models import face_detector
+from syndface.align.options import AlignOptions
 from syndface.align.render import face_ellipse_mask, face_quad, render_aligned
-from syndface.align.shard import AlignOptions, align_image, image_file_name, shard_rows
+from syndface.align.shard import align_image, image_file_name, shard_rows
 from syndface.io import read_tsv, write_tsv
 
 # A tilted face of five Gaussian blobs (source pixels); no person, so dlib finds no face.
@@ -276,9 +278,15 @@ def run_shards(root, shard_size=2, size=48):
     dirs = []
     for k in range(3):
         out = root / "aligned" / "shards" / f"shard{k:03d}"
-        argv = ["--manifest", str(root / "manifest.tsv"), "--shard", str(k), "--shard-size", str(shard_size), "--size", str(size),
-                "--zoom", "1.108", "--background", "ellipse", "--prefer", "manual", "--manual-landmarks", str(root / "landmarks.tsv"),
-                "--out-dir", str(out)]  # fmt: skip
+        settings = {
+            "align.shard_size": shard_size,
+            "align.size": size,
+            "align.zoom": 1.108,
+            "align.background": "ellipse",
+            "align.prefer": "manual",
+        }
+        argv = ["--manifest", str(root / "manifest.tsv"), "--shard", str(k), *options(settings),
+                "--manual-landmarks", str(root / "landmarks.tsv"), "--out-dir", str(out)]  # fmt: skip
         assert shard.main(argv) == 0
         dirs.append(str(out))
     return dirs
@@ -304,7 +312,7 @@ def test_align_shards_and_merge_report_every_image_once(small_cohort):
     assert np.array_equal(aligned["face_grey"], aligned["face_a"])
     assert np.abs(aligned["face_c"].astype(int) - aligned["face_a"]).mean() < 3  # flipped photo, flipped landmarks
 
-    assert merge.main([*argv, "--fail-on-error"]) == 1
+    assert merge.main([*argv, *options({"align.fail_on_error": True})]) == 1
     with pytest.raises(SystemExit, match="in no shard"):
         merge.main(
             [
@@ -324,7 +332,8 @@ def test_merge_refuses_shards_aligned_with_different_settings(small_cohort):
     root = small_cohort
     dirs = run_shards(root)
     other = root / "aligned" / "shards" / "other"
-    assert shard.main(["--manifest", str(root / "manifest.tsv"), "--shard", "0", "--shard-size", "2", "--size", "32",
-                       "--prefer", "manual", "--manual-landmarks", str(root / "landmarks.tsv"), "--out-dir", str(other)]) == 0  # fmt: skip
+    settings = options({"align.shard_size": 2, "align.size": 32, "align.prefer": "manual"})
+    assert shard.main(["--manifest", str(root / "manifest.tsv"), "--shard", "0", *settings,
+                       "--manual-landmarks", str(root / "landmarks.tsv"), "--out-dir", str(other)]) == 0  # fmt: skip
     with pytest.raises(ValueError, match="different settings"):
         merge.merge_reports([dirs[1], str(other)])

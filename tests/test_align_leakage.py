@@ -7,6 +7,7 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import options
 from PIL import Image
 from scipy.spatial.distance import cdist
 from skimage import data
@@ -16,8 +17,9 @@ from syndface.align.descriptors import face_descriptors
 from syndface.align.landmarks import detect_largest_face, read_manual_landmarks
 from syndface.align.leakage import TEST_GROUP, leakage_pairs, separability_verdict, subject_separability
 from syndface.align.load import load_rgb
+from syndface.align.options import AlignOptions
 from syndface.align.render import render_aligned
-from syndface.align.shard import AlignOptions, align_shard
+from syndface.align.shard import align_shard
 from syndface.io import read_tsv, write_tsv
 
 SIZE, ZOOM = 128, 1.108
@@ -149,8 +151,9 @@ def test_check_leakage_finds_a_repeated_photo_and_reports_images_without_a_face(
     )
     write_study(tmp_path, images, table)
     argv = ["--report", str(tmp_path / "report.tsv"), "--manifest", str(tmp_path / "manifest.tsv"),
-            "--folds", str(tmp_path / "folds.tsv"), "--zoom", str(ZOOM), "--out", str(tmp_path / "leakage.tsv")]  # fmt: skip
-    assert leakage.main(argv) == 0
+            "--folds", str(tmp_path / "folds.tsv"), "--out", str(tmp_path / "leakage.tsv")]  # fmt: skip
+    argv_with = lambda settings: [*argv, *options({"align.zoom": ZOOM, **settings})]  # noqa: E731
+    assert leakage.main(argv_with({})) == 0
     pairs = read_tsv(tmp_path / "leakage.tsv")
     faces = pairs[(pairs["face_a"] == "detected") & (pairs["face_b"] == "detected")]
     found = {(a, b, k) for a, b, k in faces[["image_id_a", "image_id_b", "kind"]].itertuples(index=False)}
@@ -165,22 +168,20 @@ def test_check_leakage_finds_a_repeated_photo_and_reports_images_without_a_face(
         "detected",
         "frame",
     }
-    assert leakage.main([*argv, "--fail"]) == 1
+    assert leakage.main(argv_with({"leakage.fail": True})) == 1
     # a capped list keeps the closest pair and says how many it left out; the counts stay whole
-    assert leakage.main([*argv, "--max-pairs", "1"]) == 0
+    assert leakage.main(argv_with({"leakage.max_pairs": 1})) == 0
     capped = read_tsv(tmp_path / "leakage.tsv")
     assert len(capped) == 1 and capped["distance"].iloc[0] == pairs["distance"].min()
     capped_header = (tmp_path / "leakage.tsv").read_text().splitlines()
     assert capped_header[3] == header[3]  # "pairs below threshold: ..."
-    assert f"# listed below: the 1 closest of the {len(pairs)} pairs (--max-pairs)" in capped_header
+    assert f"# listed below: the 1 closest of the {len(pairs)} pairs (leakage.max_pairs)" in capped_header
 
 
 def test_on_demo_faces_planted_repeats_are_found_and_the_verdict_is_honest(tmp_path):
     demo = pytest.importorskip("syndface.demo.cohort")
-    cfg = demo.DemoConfig(
-        out_dir=str(tmp_path / "demo"), n_subjects=30, n_auxiliary=10, test_per_group=1, image_size=96, render_scale=2
-    )
-    manifest = demo.make_demo_cohort(cfg)
+    cfg = demo.DemoOptions(n_subjects=30, n_auxiliary=10, test_per_group=1, image_size=96, render_scale=2)
+    manifest = demo.make_demo_cohort(cfg, tmp_path / "demo")
     several = manifest[manifest.groupby("subject_id")["image_id"].transform("size") >= 2]
     several = several[several["subject_id"].isin(several["subject_id"].unique()[:4])]
     assert several["subject_id"].nunique() == 4 and len(several) >= 8

@@ -21,10 +21,12 @@ from syndface.classify.evaluate import (
     two_way_metrics,
 )
 from syndface.classify.loss import weighted_cross_entropy
+from syndface.classify.options import TrainOptions
 from syndface.classify.predict import ensemble
 from syndface.classify.schedule import lr_schedule, paper_lr
-from syndface.classify.table2 import make_table2, parse_metrics_args
-from syndface.classify.train import parse_class_weights
+from syndface.classify.table2 import make_table2
+from syndface.io import variant_paths
+from syndface.options import OptionsError
 from syndface.taxonomy import DISEASES
 
 # --- schedule -----------------------------------------------------------------------------------
@@ -72,17 +74,13 @@ def test_soft_label_loss_equals_hard_label_loss_on_one_hot_targets():
         weighted_cross_entropy(logits, one_hot, weights, "mean")
 
 
-def test_class_weights_parse_in_taxonomy_order_and_reject_gaps():
-    assert parse_class_weights("unaffected=1,WS=10,22q=10,control=10") == {
-        "unaffected": 1.0,
-        "WS": 10.0,
-        "22q": 10.0,
-        "control": 10.0,
-    }
-    with pytest.raises(ValueError, match="lack unaffected"):
-        parse_class_weights("WS=10,22q=10,control=10")
-    with pytest.raises(ValueError, match="CLASS=WEIGHT"):
-        parse_class_weights("WS=10,normal=1,22q=1,control=1,unaffected=1")
+def test_class_weights_come_whole_from_the_options_and_unknown_classes_are_refused():
+    weights = {"unaffected": 1, "WS": 10, "22q": 10, "control": 10}
+    assert TrainOptions.parse({"classifier": {"class_weights": weights}}).class_weights == weights
+    with pytest.raises(OptionsError, match="classifier.class_weights: 'unaffected' is a required property"):
+        TrainOptions.parse({"classifier": {"class_weights": {"WS": 10, "22q": 10, "control": 10}}})
+    with pytest.raises(OptionsError, match="'normal' was unexpected"):
+        TrainOptions.parse({"classifier": {"class_weights": {**weights, "normal": 1}}})
 
 
 # --- augmentations ------------------------------------------------------------------------------
@@ -298,8 +296,13 @@ def test_table2_rows_and_columns_follow_the_paper_order():
     assert table["+age_progression"].tolist() == pytest.approx([0.03, 0.13, 0.23, 0.33, 0.43])
     with_ci = make_table2({"real": metrics(0.0)}, with_ci=True)
     assert with_ci.columns.tolist() == ["class", "real", "real_ci_low", "real_ci_high"]
-    assert parse_metrics_args(["real=a.tsv", "real+blended_75=b.tsv"]) == {"real": "a.tsv", "real+blended_75": "b.tsv"}
+    assert variant_paths(["real=a.tsv", "real+blended_75=b.tsv"], "--metrics") == {
+        "real": "a.tsv",
+        "real+blended_75": "b.tsv",
+    }
     with pytest.raises(ValueError, match="unknown variant"):
-        parse_metrics_args(["real+blended_60=c.tsv"])
+        variant_paths(["real+blended_60=c.tsv"], "--metrics")
+    with pytest.raises(ValueError, match="given twice"):
+        variant_paths(["real=a.tsv", "real=b.tsv"], "--metrics")
     with pytest.raises(ValueError, match="lack row"):
         make_table2({"real": metrics(0.0).iloc[:4]})

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import options
 from PIL import Image
 
 from syndface.classify import evaluate, predict, table2
@@ -174,7 +175,15 @@ def test_predict_evaluate_and_table2_commands_write_their_files(cache, tmp_path)
     out = tmp_path / "predictions" / "real" / "test.tsv"
     assert (
         predict.main(
-            ["--models", *models, "--cache", str(cache), "--threshold", "0.5", "--batch-size", "3", "--out", str(out)]
+            [
+                "--models",
+                *models,
+                "--cache",
+                str(cache),
+                *options({"classifier.ensemble_threshold": 0.5, "classifier.batch_size": 3}),
+                "--out",
+                str(out),
+            ]
         )
         == 0
     )
@@ -199,10 +208,13 @@ def test_predict_evaluate_and_table2_commands_write_their_files(cache, tmp_path)
     assert table["pred"].tolist() == [DISEASES[i] for i in mean.argmax(1)]
 
     out_dir = tmp_path / "evaluation" / "real"
-    assert evaluate.main(["--predictions", str(out), "--bootstrap", "50", "--out-dir", str(out_dir)]) == 0
+    assert (
+        evaluate.main(["--predictions", str(out), *options({"classifier.bootstrap": 50}), "--out-dir", str(out_dir)])
+        == 0
+    )
     for name in ("metrics.tsv", "per_group.tsv", "two_way.tsv", "confusion.tsv", "confusion.png"):
         assert (out_dir / name).stat().st_size > 0
     metrics = read_tsv(out_dir / "metrics.tsv")
     assert metrics["accuracy"].iloc[-1] == pytest.approx(metrics["accuracy"].iloc[:4].mean())
     assert table2.main(["--metrics", f"real={out_dir / 'metrics.tsv'}", "--out", str(tmp_path / "table2.tsv")]) == 0
-    assert read_tsv(tmp_path / "table2.tsv").columns.tolist() == ["class", "real"]
+    assert read_tsv(tmp_path / "table2.tsv").columns.tolist() == ["class", "real", "real_ci_low", "real_ci_high"]

@@ -8,6 +8,7 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import options
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
@@ -259,7 +260,7 @@ def test_compare_command_writes_table1_clinicians_and_figure(tmp_path, demo_run)
     manifest, answers, predictions, *_ = demo_run
     survey = tmp_path / "survey.tsv"
     answers.to_csv(survey, sep="\t", index=False)
-    args = ["--survey", str(survey), "--permutations", "50", "--seed", "1"]
+    args = ["--survey", str(survey), *options({"clinicians.permutations": 50, "seed": 1})]
     for variant, table in predictions.items():
         path = tmp_path / f"{variant}.tsv"
         table.to_csv(path, sep="\t", index=False)
@@ -342,7 +343,10 @@ def test_simulate_command_says_it_is_simulated(tmp_path):
     manifest = tmp_path / "manifest.tsv"
     make_manifest(per_group=5).to_csv(manifest, sep="\t", index=False)
     out = tmp_path / "survey.tsv"
-    assert simulate.main(["--manifest", str(manifest), "--seed", "1", "--raters", "30", "--out", str(out)]) == 0
+    assert (
+        simulate.main(["--manifest", str(manifest), *options({"seed": 1, "clinicians.raters": 30}), "--out", str(out)])
+        == 0
+    )
     assert out.read_text().startswith("# SIMULATED survey")
     answers = read_survey([out])
     assert answers.groupby("survey")["rater_id"].nunique().to_dict() == {"WS": 30, "22q": 30}

@@ -7,6 +7,7 @@ import json
 
 import pandas as pd
 import pytest
+from conftest import options
 
 from syndface.clinicians import qualtrics
 from syndface.clinicians.qualtrics import QualtricsError, import_qualtrics, pseudonym
@@ -155,8 +156,13 @@ def test_command_writes_answers_and_rejects(tmp_path, export):
         str(path),
         "--mapping",
         str(mapping),
-        "--survey",
-        "WS",
+        *options(
+            {
+                "clinicians.qualtrics": [
+                    {"export": str(path), "mapping": str(mapping), "survey": "WS", "rater_column": "RecipientEmail"}
+                ]
+            }
+        ),
         "--out",
         str(out),
         "--rejects",

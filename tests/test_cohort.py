@@ -2,14 +2,15 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import DATA, REPO
+from conftest import DATA
 
 from syndface.cohort import build, importers
 from syndface.cohort.manifest import ManifestError, load_schema, validate_manifest
+from syndface.cohort.options import ManifestOptions
 from syndface.io import read_tsv
 
-SCHEMA = load_schema(REPO / "workflow/schemas/manifest.schema.yaml")
-AGE_MAP = importers.DEFAULT_FAIRFACE_AGE_MAP
+SCHEMA = load_schema()
+AGE_MAP = ManifestOptions().fairface_age_map
 
 
 def test_paper_test_csv_gives_the_papers_counts():
@@ -136,12 +137,8 @@ def test_build_manifest_command_writes_manifest_rejects_and_summary(tmp_path):
     out = tmp_path / "results"
     inputs = [{"format": "syndface", "path": str(cohort)}, {"format": "paper_csv", "path": str(paper)}]
     argv = [
-        "--inputs",
-        json.dumps(inputs),
-        "--seed",
-        "1",
-        "--schema",
-        str(REPO / "workflow/schemas/manifest.schema.yaml"),
+        "--options",
+        json.dumps({"cohort": {"inputs": inputs}, "seed": 1}),
         "--out",
         str(out / "manifest.tsv"),
         "--rejects",

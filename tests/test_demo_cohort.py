@@ -13,7 +13,7 @@ from syndface.align.geometry import LANDMARK_COLUMNS
 from syndface.demo.cohort import (
     COHORT_AGE_SHARES,
     DISEASE_SHARES,
-    DemoConfig,
+    DemoOptions,
     apportion,
     main,
     make_demo_cohort,
@@ -31,7 +31,7 @@ TINY = dict(n_subjects=45, n_auxiliary=20, test_per_group=1, image_size=64, rend
 def _generate(cwd: Path, monkeypatch, **overrides) -> Path:
     """Generate into the relative dir `demo` under `cwd` (relative paths make manifests comparable)."""
     monkeypatch.chdir(cwd)
-    make_demo_cohort(DemoConfig(out_dir="demo", **{**TINY, **overrides}))
+    make_demo_cohort(DemoOptions(**{**TINY, **overrides}), "demo")
     return cwd / "demo"
 
 
@@ -105,7 +105,7 @@ def test_apportion_hand_case_and_minimum():
 
 
 def test_default_design_is_imbalanced_like_the_paper():
-    plans = plan_subjects(DemoConfig())
+    plans = plan_subjects(DemoOptions())
     train = [p for p in plans if p.source == "cohort" and p.split == "train"]
     for disease in AFFECTED:
         ages = [p.age_group for p in train if p.disease == disease]
@@ -120,8 +120,9 @@ def test_default_design_is_imbalanced_like_the_paper():
 
 def test_too_small_a_cohort_is_refused_with_what_to_do(tmp_path):
     with pytest.raises(ValueError, match="raise n_subjects or lower test_per_group"):
-        DemoConfig(n_subjects=20, test_per_group=1).check()
-    assert main(["--out-dir", str(tmp_path / "x"), "--n-subjects", "20", "--test-per-group", "1"]) == 2
+        DemoOptions(n_subjects=20, test_per_group=1).check()
+    options = '{"demo": {"n_subjects": 20, "test_per_group": 2}}'
+    assert main(["--out-dir", str(tmp_path / "x"), "--options", options]) == 2
     assert not (tmp_path / "x").exists()
 
 

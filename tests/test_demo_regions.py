@@ -15,7 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from syndface.align.geometry import FIVE_POINTS, ffhq_quad, quad_to_affine, source_to_output
-from syndface.demo.cohort import DemoConfig, make_demo_cohort, years_in
+from syndface.demo.cohort import DemoOptions, make_demo_cohort, years_in
 from syndface.demo.photo import photograph, sample_shot
 from syndface.demo.regions import (
     REGION_OF_EFFECT,
@@ -200,9 +200,9 @@ def test_planted_signals_are_learnable_in_principle(tmp_path):
     chance (0.25). With the signs switched off the same pipeline falls to near chance on the
     affected classes, so what it learns is the planted signs, not a side effect of the design."""
     common = dict(seed=3, n_subjects=150, n_auxiliary=100, test_per_group=2, image_size=64, render_scale=2)
-    make_demo_cohort(DemoConfig(out_dir=str(tmp_path / "signs"), **common))
+    make_demo_cohort(DemoOptions(**common), tmp_path / "signs")
     recall = _cross_validated_recall(tmp_path / "signs")
     assert recall.min() > 0.45 and recall.mean() > 0.6, recall
-    make_demo_cohort(DemoConfig(out_dir=str(tmp_path / "none"), signal_strength=0.0, **common))
+    make_demo_cohort(DemoOptions(signal_strength=0.0, **common), tmp_path / "none")
     null = _cross_validated_recall(tmp_path / "none")
     assert null[:3].mean() < 0.4 and recall.mean() > null.mean() + 0.25, (recall, null)

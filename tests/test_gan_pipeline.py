@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import options
 
 from syndface.gan import fakes, privacy, train
 from syndface.gan.networks import GanArch, Generator, load_network
@@ -134,50 +135,15 @@ def test_commands_train_a_gan_and_write_every_fake_type(tmp_path, folds):
     write_cache(folds, tmp_path / "cache")
     write_tsv(folds, tmp_path / "folds.tsv")
     gan = tmp_path / "gan" / "fold1"
-    arch_args = [
-        "--resolution",
-        "8",
-        "--channel-base",
-        "64",
-        "--channel-max",
-        "8",
-        "--z-dim",
-        "8",
-        "--w-dim",
-        "8",
-        "--mapping-layers",
-        "2",
-        "--mbstd-group",
-        "2",
-    ]
-    assert (
-        train.main(
-            [
-                "--cache",
-                str(tmp_path / "cache"),
-                "--folds",
-                str(tmp_path / "folds.tsv"),
-                "--fold",
-                "1",
-                "--out-dir",
-                str(gan),
-                *arch_args,
-                "--kimg",
-                "0.008",
-                "--batch",
-                "4",
-                "--snapshot-kimg",
-                "0.004",
-                "--unaffected-per-age",
-                "2",
-                "--seed",
-                "1",
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
+    settings = {
+        "gan.resolution": 8, "gan.channel_base": 64, "gan.channel_max": 8, "gan.z_dim": 8, "gan.w_dim": 8,
+        "gan.mapping_layers": 2, "gan.mbstd_group": 2, "gan.kimg": 0.008, "gan.batch": 4,
+        "gan.snapshot_kimg": 0.004, "gan.unaffected_per_age": 2, "gan.pl_weight": 2, "gan.ema_kimg": 20,
+        "gan.ada_kimg": 500, "seed": 1, "device": "cpu",
+    }  # fmt: skip
+    argv = ["--cache", str(tmp_path / "cache"), "--folds", str(tmp_path / "folds.tsv"), "--fold", "1",
+            "--out-dir", str(gan), *options(settings)]  # fmt: skip
+    assert train.main(argv) == 0
     G, ckpt = load_network(gan / "network.pt")
     assert G.arch == ARCH and ckpt["training"]["data"]["fold"] == 1
     assert (gan / "checkpoint.pt").exists() and len(list((gan / "samples").glob("*.png"))) == 2
@@ -194,12 +160,9 @@ def test_commands_train_a_gan_and_write_every_fake_type(tmp_path, folds):
                 "1",
                 "--fake-types",
                 *FAKE_TYPES,
-                "--seed",
-                "1",
+                *options({"seed": 1, "device": "cpu"}),
                 "--out-dir",
                 str(tmp_path / "fakes" / "fold1"),
-                "--device",
-                "cpu",
             ]
         )
         == 0
@@ -222,12 +185,9 @@ def test_commands_train_a_gan_and_write_every_fake_type(tmp_path, folds):
                 "0",
                 "--fake-types",
                 "unrelated",
-                "--seed",
-                "1",
+                *options({"seed": 1, "device": "cpu"}),
                 "--out-dir",
                 str(tmp_path / "x"),
-                "--device",
-                "cpu",
             ]
         )
 
@@ -337,7 +297,7 @@ def test_privacy_audit_finds_the_copied_face_and_says_which_embedding():
 
 
 def test_privacy_audit_pixels_only_finds_a_copied_training_image(tmp_path):
-    """`--embedding pixels` (the demo's setting) never calls dlib and still catches a copy."""
+    """`fakes.privacy.embedding: pixels` (the demo's setting) never calls dlib and still catches a copy."""
     from PIL import Image
 
     gen = np.random.default_rng(3)
@@ -393,10 +353,7 @@ def test_privacy_audit_pixels_only_finds_a_copied_training_image(tmp_path):
                 str(training),
                 "--cache",
                 str(cache),
-                "--embedding",
-                "pixels",
-                "--fallback-size",
-                "16",
+                *options({"fakes.privacy.embedding": "pixels", "fakes.privacy.pixel_size": 16}),
                 "--out",
                 str(out),
                 "--summary",

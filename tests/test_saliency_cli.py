@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import options
 
 from syndface.classify.model import build_classifier, load_classifier, preprocess
 from syndface.cli import main as cli
@@ -62,17 +63,20 @@ def study(tmp_path_factory, one_torch_thread):
         *models,
         "--cache",
         str(root / "cache"),
-        "--window",
-        "16",
-        "--stride",
-        "8",
-        "--device",
-        "cpu",
         "--num-threads",
         "1",
     ]
-    assert cli(["occlusion-maps", *args, "--batch", "4", "--out-dir", str(maps_dir)]) == 0
-    return {"root": root, "images": images, "index": index, "models": models, "maps_dir": maps_dir, "args": args}
+    settings = {"saliency.window": 16, "saliency.stride": 8, "saliency.reference_size": SIZE, "device": "cpu"}
+    args_with_batch = lambda batch: [*args, *options({**settings, "saliency.batch": batch})]  # noqa: E731
+    assert cli(["occlusion-maps", *args_with_batch(4), "--out-dir", str(maps_dir)]) == 0
+    return {
+        "root": root,
+        "images": images,
+        "index": index,
+        "models": models,
+        "maps_dir": maps_dir,
+        "args": args_with_batch,
+    }
 
 
 def test_occlusion_maps_are_fold_means_of_the_test_images(study):
@@ -102,12 +106,10 @@ def test_occlusion_maps_resume_after_a_kill(study, tmp_path, monkeypatch):
     monkeypatch.setattr("syndface.saliency.occlusion.occlusion_maps", dies_on_third_block)
     out = tmp_path / "maps"
     with pytest.raises(KeyboardInterrupt):
-        cli(["occlusion-maps", *study["args"], "--batch", "2", "--checkpoint-every", "0", "--out-dir", str(out)])
+        cli(["occlusion-maps", *study["args"](2), "--checkpoint-every", "0", "--out-dir", str(out)])
     assert (out / "checkpoint.npz").is_file() and not (out / "maps.npy").exists()
     calls["n"] = -100
-    assert (
-        cli(["occlusion-maps", *study["args"], "--batch", "2", "--checkpoint-every", "0", "--out-dir", str(out)]) == 0
-    )
+    assert cli(["occlusion-maps", *study["args"](2), "--checkpoint-every", "0", "--out-dir", str(out)]) == 0
     n_images = len(read_tsv(study["maps_dir"] / "index.tsv"))
     n_blocks = -(-n_images // 4)  # 4 images per block at batch 2 and 10 forwards per image
     assert calls["n"] == -100 + n_blocks - 2  # the two finished blocks were not recomputed
@@ -154,12 +156,15 @@ def test_permutation_test_table_and_figures(study, tmp_path):
         str(study["maps_dir"]),
         "--models",
         *study["models"],
-        "--permutations",
-        "20",
-        "--seed",
-        "100",
-        "--device",
-        "cpu",
+        *options(
+            {
+                "saliency.permutations": 20,
+                "seed": 100,
+                "device": "cpu",
+                "saliency.embedding": "classifier",
+                "saliency.diseases": ["WS", "22q"],
+            }
+        ),  # fmt: skip
         "--num-threads",
         "1",
     ]
@@ -199,8 +204,7 @@ def test_truth_check_on_demo_region_masks(study, tmp_path):
                 str(study["maps_dir"]),
                 "--regions",
                 str(tmp_path / "regions.npz"),
-                "--zoom",
-                "1",
+                *options({"align.zoom": 1}),
                 "--out",
                 str(out),
             ]
@@ -246,14 +250,7 @@ def test_pixel_embedding_is_the_distance_between_mean_maps(study, tmp_path):
         "permutation-test",
         "--maps-dir",
         str(study["maps_dir"]),
-        "--embedding",
-        "pixels",
-        "--diseases",
-        "WS",
-        "--permutations",
-        "10",
-        "--seed",
-        "3",
+        *options({"saliency.embedding": "pixels", "saliency.diseases": ["WS"], "saliency.permutations": 10, "seed": 3}),
     ]
     assert cli([*args, "--out-dir", str(tmp_path)]) == 0
     table = read_tsv(tmp_path / "permutation.tsv").set_index(["group_a", "group_b"])
@@ -273,14 +270,9 @@ def test_imagenet_embedding_needs_a_local_weights_file(study, tmp_path):
                 "permutation-test",
                 "--maps-dir",
                 str(study["maps_dir"]),
-                "--embedding",
-                "imagenet",
+                *options({"saliency.embedding": "imagenet", "seed": 1, "device": "cpu"}),
                 "--imagenet-weights",
                 str(tmp_path / "none.pth"),
-                "--seed",
-                "1",
-                "--device",
-                "cpu",
                 "--out-dir",
                 str(tmp_path),
             ]

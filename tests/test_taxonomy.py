@@ -13,7 +13,9 @@ def test_schemas_use_the_taxonomy():
     assert manifest["properties"]["source"]["enum"] == list(taxonomy.SOURCES)
     assert manifest["properties"]["split"]["enum"] == list(taxonomy.SPLITS)
     assert config["$defs"]["disease"]["enum"] == list(taxonomy.DISEASES)
-    assert config["$defs"]["age_group"]["enum"] == list(taxonomy.AGE_GROUPS)
+    assert config["$defs"]["variant"]["enum"] == list(taxonomy.VARIANTS)
+    age_map = config["properties"]["cohort"]["properties"]["fairface_age_map"]
+    assert age_map["additionalProperties"]["enum"] == [*taxonomy.AGE_GROUPS, "exclude"]
 
 
 @pytest.mark.parametrize(

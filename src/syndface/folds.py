@@ -4,25 +4,34 @@ No subject is in two folds (all images of a subject share one fold), and every d
 group stratum is spread as evenly over the folds as the groups allow. Groups are placed
 greedily, largest first in a seeded random order, each into the fold where its strata are
 currently least filled; single-image groups (most of FairFace) are then water-filled per
-stratum in one vectorised pass. `--group-by image_id` reproduces the paper code's per-image
+stratum in one vectorised pass. `folds.group_by: image_id` reproduces the paper code's per-image
 folds.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from syndface.io import read_tsv, write_tsv
 from syndface.log import get_logger
+from syndface.options import Options, add_options_argument, setting
 from syndface.seeding import rng
 from syndface.taxonomy import AGE_GROUPS, DISEASES
 
 log = get_logger("syndface.folds")
 
 FOLD_COLUMNS = ("image_id", "subject_id", "disease", "age_group", "source", "fold")
+
+
+@dataclass(frozen=True)
+class FoldsOptions(Options):
+    n_folds: int = setting("folds.n_folds")
+    group_by: str = setting("folds.group_by")
+    seed: int = setting("seed")
 
 
 def assign_folds(strata: np.ndarray, groups: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
@@ -102,21 +111,20 @@ def fold_summary(folds: pd.DataFrame) -> pd.DataFrame:
 def main(argv: list[str], prog: str = "syndface make-folds") -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--manifest", required=True)
-    parser.add_argument("--n-folds", type=int, default=5)
-    parser.add_argument("--group-by", choices=("subject_id", "image_id"), default="subject_id")
-    parser.add_argument("--seed", type=int, required=True)
+    add_options_argument(parser, FoldsOptions)
     parser.add_argument("--out", required=True)
     parser.add_argument("--summary", required=True)
     args = parser.parse_args(argv)
 
-    folds = make_folds(read_tsv(args.manifest), args.n_folds, args.seed, args.group_by)
+    opts = args.options
+    folds = make_folds(read_tsv(args.manifest), opts.n_folds, opts.seed, opts.group_by)
     summary = fold_summary(folds)
     write_tsv(summary, args.summary)
     write_tsv(folds, args.out)
     log.info(
         "%d train images in %d folds: %s",
         len(folds),
-        args.n_folds,
-        ", ".join(map(str, np.bincount(folds["fold"], minlength=args.n_folds))),
+        opts.n_folds,
+        ", ".join(map(str, np.bincount(folds["fold"], minlength=opts.n_folds))),
     )
     return 0

@@ -72,3 +72,19 @@ def save_figure(fig: Any, path: str | os.PathLike, **kwargs: Any) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", **kwargs)
     plt.close(fig)
+
+
+def variant_paths(items: list[str], flag: str) -> dict[str, str]:
+    """`VARIANT=PATH` command-line items -> {variant: path}, each variant once and known."""
+    from syndface.taxonomy import variant_fake_type
+
+    out: dict[str, str] = {}
+    for item in items:
+        variant, sep, path = item.partition("=")
+        if not sep or not path:
+            raise ValueError(f"{flag} {item!r} is not VARIANT=PATH (e.g. real=results/predictions/real/test.tsv)")
+        variant_fake_type(variant)
+        if variant in out:
+            raise ValueError(f"{flag}: variant {variant!r} is given twice")
+        out[variant] = path
+    return out

@@ -12,13 +12,16 @@ T = TypeVar("T")
 
 
 def get_logger(name: str = "syndface") -> logging.Logger:
-    logger = logging.getLogger(name)
-    if not logging.getLogger().handlers and not logger.handlers:
+    """A logger under `syndface`, which alone gets the handler: importing a stage (Snakemake does,
+    to read the commands' options) never reconfigures the host program's root logger."""
+    package = logging.getLogger("syndface")
+    if not package.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(name)s] %(message)s", "%H:%M:%S"))
-        logging.getLogger().addHandler(handler)
-        logging.getLogger().setLevel(logging.INFO)
-    return logger
+        package.addHandler(handler)
+        package.setLevel(logging.INFO)
+        package.propagate = False
+    return logging.getLogger(name)
 
 
 def format_seconds(seconds: float) -> str:

@@ -16,13 +16,11 @@ rule align_shard:
     conda:
         "../../envs/syndface.yaml"
     params:
-        align=config["align"],
-        landmarks=get_manual_landmarks_arg(),
+        options=get_options("align-shard"),
+        landmarks=get_path_flags("--manual-landmarks", get_manual_landmarks()),
     shell:
-        "syndface align-shard --manifest {input.manifest} --shard {wildcards.shard}"
-        " --shard-size {params.align[shard_size]} --size {params.align[size]} --zoom {params.align[zoom]}"
-        " --background {params.align[background]} --prefer {params.align[prefer]}"
-        " --upsample {params.align[upsample]} {params.landmarks} --out-dir {output} > {log} 2>&1"
+        "syndface align-shard --manifest {input.manifest} --shard {wildcards.shard} {params.landmarks}"
+        " --options {params.options:q} --out-dir {output} > {log} 2>&1"
 
 
 rule merge_aligned:
@@ -41,10 +39,10 @@ rule merge_aligned:
     conda:
         "../../envs/syndface.yaml"
     params:
-        fail=get_flag(config["align"]["fail_on_error"], "--fail-on-error"),
+        options=get_options("merge-aligned"),
     shell:
-        "syndface merge-aligned --shard-dirs {input.shards} --manifest {input.manifest}"
-        " --report {output.report} --failed {output.failed} {params.fail} > {log} 2>&1"
+        "syndface merge-aligned --shard-dirs {input.shards} --manifest {input.manifest} --options {params.options:q}"
+        " --report {output.report} --failed {output.failed} > {log} 2>&1"
 
 
 rule build_cache:
@@ -55,6 +53,8 @@ rule build_cache:
         directory("results/cache/{size}px"),
     log:
         "logs/build_cache/{size}px.log",
+    wildcard_constraints:
+        size=r"\d+",
     conda:
         "../../envs/syndface.yaml"
     shell:
@@ -81,15 +81,10 @@ rule check_leakage:
         "../../envs/syndface.yaml"
     threads: 2
     params:
-        threshold=config["leakage"]["threshold"],
-        zoom=config["align"]["zoom"],
-        upsample=config["align"]["upsample"],
-        fail=get_flag(config["leakage"]["fail"], "--fail"),
-        max_pairs=config["leakage"]["max_pairs"],
+        options=get_options("check-leakage"),
     shell:
         "syndface check-leakage --report {input.report} --manifest {input.manifest} --folds {input.folds}"
-        " --threshold {params.threshold} --zoom {params.zoom} --upsample {params.upsample}"
-        " --max-pairs {params.max_pairs} --workers {threads} --out {output} {params.fail} > {log} 2>&1"
+        " --options {params.options:q} --workers {threads} --out {output} > {log} 2>&1"
 
 
 rule plot_cohort_overview:
@@ -107,7 +102,7 @@ rule plot_cohort_overview:
     conda:
         "../../envs/syndface.yaml"
     params:
-        seed=SEED,
+        options=get_options("plot-cohort-overview"),
     shell:
         "syndface plot-cohort-overview --report {input.report} --manifest {input.manifest}"
-        " --seed {params.seed} --out {output} > {log} 2>&1"
+        " --options {params.options:q} --out {output} > {log} 2>&1"

@@ -19,22 +19,12 @@ rule train_classifier:
     threads: 1
     params:
         out_dir=subpath(output.model, parent=True),
-        fakes=get_fakes_arg,
-        label_mode=get_label_mode,
-        cfg=config["classifier"],
-        class_weights=get_class_weights_arg(),
-        pretrained=config["classifier"]["pretrained"] or "none",
-        seed=SEED,
-        device=config["device"],
+        options=get_options("train-classifier"),
+        fakes=get_fakes_flag,
+        pretrained=get_path_flags("--pretrained", get_pretrained()),
     shell:
         "syndface train-classifier --cache {input.cache} --folds {input.folds} --fold {wildcards.fold}"
-        " {params.fakes} --model {params.cfg[model]} --image-size {params.cfg[image_size]}"
-        " --pretrained {params.pretrained} --dropout {params.cfg[dropout]}"
-        " --msd-samples {params.cfg[msd_samples]} --batch-size {params.cfg[batch_size]}"
-        " --epochs {params.cfg[epochs]} --lr {params.cfg[lr]} --warmup-factor {params.cfg[warmup_factor]}"
-        " --early-stop {params.cfg[early_stop]} --class-weights {params.class_weights}"
-        " --label-mode {params.label_mode} --loss-normalisation {params.cfg[loss_normalisation]}"
-        " --augment {params.cfg[augment]} --seed {params.seed} --device {params.device}"
+        " --variant {wildcards.variant} {params.fakes} {params.pretrained} --options {params.options:q}"
         " --num-threads {threads} --out-dir {params.out_dir} > {log} 2>&1"
 
 
@@ -50,11 +40,10 @@ rule predict_classifier:
         "../../envs/syndface.yaml"
     threads: 1
     params:
-        threshold=config["classifier"]["ensemble_threshold"],
-        device=config["device"],
+        options=get_options("predict"),
     shell:
-        "syndface predict --models {input.models} --cache {input.cache} --threshold {params.threshold}"
-        " --device {params.device} --num-threads {threads} --out {output} > {log} 2>&1"
+        "syndface predict --models {input.models} --cache {input.cache} --options {params.options:q}"
+        " --num-threads {threads} --out {output} > {log} 2>&1"
 
 
 rule evaluate_classifier:
@@ -78,11 +67,10 @@ rule evaluate_classifier:
         "../../envs/syndface.yaml"
     params:
         out_dir=subpath(output.metrics, parent=True),
-        bootstrap=config["classifier"]["bootstrap"],
-        seed=SEED,
+        options=get_options("evaluate-classifier"),
     shell:
-        "syndface evaluate-classifier --predictions {input} --bootstrap {params.bootstrap}"
-        " --seed {params.seed} --out-dir {params.out_dir} > {log} 2>&1"
+        "syndface evaluate-classifier --predictions {input} --options {params.options:q}"
+        " --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule make_table2:
@@ -97,4 +85,4 @@ rule make_table2:
     params:
         metrics=get_variant_metrics_args(),
     shell:
-        "syndface make-table2 --metrics {params.metrics} --ci --out {output} > {log} 2>&1"
+        "syndface make-table2 --metrics {params.metrics} --out {output} > {log} 2>&1"

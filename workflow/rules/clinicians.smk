@@ -10,15 +10,15 @@ rule import_survey:
         rejects="results/clinicians/imported/{index}.rejects.tsv",
     log:
         "logs/import_survey/{index}.log",
+    wildcard_constraints:
+        index=r"\d+",
     conda:
         "../../envs/syndface.yaml"
     params:
-        survey=get_qualtrics_field("survey"),
-        rater_column=get_qualtrics_field("rater_column"),
+        options=get_options("import-survey"),
     shell:
-        "syndface import-survey --qualtrics {input.export} --mapping {input.mapping}"
-        " --survey {params.survey} --rater-column {params.rater_column}"
-        " --out {output.survey} --rejects {output.rejects} > {log} 2>&1"
+        "syndface import-survey --qualtrics {input.export} --mapping {input.mapping} --index {wildcards.index}"
+        " --options {params.options:q} --out {output.survey} --rejects {output.rejects} > {log} 2>&1"
 
 
 rule simulate_survey:
@@ -31,12 +31,9 @@ rule simulate_survey:
     conda:
         "../../envs/syndface.yaml"
     params:
-        cfg=config["clinicians"],
-        seed=SEED,
+        options=get_options("simulate-survey"),
     shell:
-        "syndface simulate-survey --manifest {input.manifest} --seed {params.seed}"
-        " --raters {params.cfg[raters]} --images-per-rater {params.cfg[images_per_rater]}"
-        " --image-spread {params.cfg[image_spread]} --out {output} > {log} 2>&1"
+        "syndface simulate-survey --manifest {input.manifest} --options {params.options:q} --out {output} > {log} 2>&1"
 
 
 rule compare_clinicians:
@@ -55,11 +52,8 @@ rule compare_clinicians:
         "../../envs/syndface.yaml"
     params:
         predictions=get_predictions_args(),
-        cfg=config["clinicians"],
-        seed=SEED,
+        options=get_options("compare-clinicians"),
     shell:
-        "syndface compare-clinicians --survey {input.surveys} {params.predictions}"
-        " --table2 {input.table2} --permutations {params.cfg[permutations]}"
-        " --alternative {params.cfg[alternative]} --seed {params.seed}"
-        " --table1 {output.table1} --clinicians {output.clinicians} --images {output.images}"
-        " --figure {output.figure} > {log} 2>&1"
+        "syndface compare-clinicians --survey {input.surveys} {params.predictions} --table2 {input.table2}"
+        " --options {params.options:q} --table1 {output.table1} --clinicians {output.clinicians}"
+        " --images {output.images} --figure {output.figure} > {log} 2>&1"

@@ -15,15 +15,9 @@ rule make_demo_cohort:
         "../../envs/syndface.yaml"
     params:
         out_dir=subpath(output.cohort, parent=True),
-        seed=SEED,
-        demo=config["demo"],
+        options=get_options("make-demo-cohort"),
     shell:
-        "syndface make-demo-cohort --out-dir {params.out_dir} --seed {params.seed}"
-        " --n-subjects {params.demo[n_subjects]} --n-auxiliary {params.demo[n_auxiliary]}"
-        " --test-per-group {params.demo[test_per_group]} --image-size {params.demo[image_size]}"
-        " --render-scale {params.demo[render_scale]} --grey-share {params.demo[grey_share]}"
-        " --signal-strength {params.demo[signal_strength]}"
-        " > {log} 2>&1"
+        "syndface make-demo-cohort --options {params.options:q} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 checkpoint build_manifest:
@@ -46,13 +40,10 @@ checkpoint build_manifest:
     conda:
         "../../envs/syndface.yaml"
     params:
-        inputs=json.dumps(get_cohort_specs()),
-        schema=MANIFEST_SCHEMA,
-        age_map=json.dumps(config["cohort"]["fairface_age_map"]),
-        seed=SEED,
+        options=get_options("build-manifest"),
+        demo=get_path_flags("--demo-cohort", get_demo_cohort()),
     shell:
-        "syndface build-manifest --inputs {params.inputs:q} --fairface-age-map {params.age_map:q}"
-        " --seed {params.seed} --schema {params.schema} --out {output.manifest}"
+        "syndface build-manifest --options {params.options:q} {params.demo} --out {output.manifest}"
         " --rejects {output.rejects} --summary {output.summary} > {log} 2>&1"
 
 
@@ -71,10 +62,7 @@ rule make_folds:
     conda:
         "../../envs/syndface.yaml"
     params:
-        n_folds=config["folds"]["n_folds"],
-        group_by=config["folds"]["group_by"],
-        seed=SEED,
+        options=get_options("make-folds"),
     shell:
-        "syndface make-folds --manifest {input.manifest} --n-folds {params.n_folds}"
-        " --group-by {params.group_by} --seed {params.seed} --out {output.folds}"
+        "syndface make-folds --manifest {input.manifest} --options {params.options:q} --out {output.folds}"
         " --summary {output.summary} > {log} 2>&1"

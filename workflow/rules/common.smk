@@ -1,25 +1,48 @@
 # Helpers shared by the workflow: config validation, input functions (get_*), constants.
-import json
-import os
+import re
+import sys
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from syndface import config as syndface_config
-from syndface.taxonomy import BLEND_FRACTIONS, DISEASES, variant_fake_type
-
-CONFIG_SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
-MANIFEST_SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "manifest.schema.yaml")
+from syndface.cli import options_class
+from syndface.options import CONFIG_SCHEMA, options_json
+from syndface.taxonomy import FAKE_TYPES, VARIANTS, variant_fake_type
 
 # Fail before any job with every problem spelled out (key, bad value, what is allowed);
-# then let Snakemake's own validation have its say too.
+# then let Snakemake's own validation have its say too (it also fills in the schema's defaults).
 try:
     syndface_config.check(config, CONFIG_SCHEMA)
 except syndface_config.ConfigError as error:
     raise WorkflowError(str(error))
 validate(config, schema="../schemas/config.schema.yaml")
 
-SEED = config["seed"]
+
+def get_options(command):
+    """The --options value of `syndface <command>`: exactly the config keys its options class reads.
+    Rules pass it as a param, so a changed key reruns exactly the jobs whose commands read it."""
+    return options_json(options_class(command), config)
+
+
+def check_variant_lists():
+    """Saliency variants train their own classifiers: say so before any job if they are not Table 2's."""
+    extra = [v for v in config["saliency"]["variants"] if v not in config["classifier"]["variants"]]
+    if extra:
+        print(
+            f"note: saliency.variants {extra} are not in classifier.variants; their classifiers (and fakes) are "
+            "trained for the saliency maps but are not columns of Table 2",
+            file=sys.stderr,
+        )
+
+
+check_variant_lists()
+
+
+wildcard_constraints:
+    variant="|".join(map(re.escape, VARIANTS)),
+    fake_type="|".join(FAKE_TYPES),
+    fold=r"\d+",
 
 
 DEMO_COHORT = "results/demo/cohort.tsv"
@@ -30,23 +53,12 @@ def is_demo():
     return any(spec["format"] == "demo" for spec in config["cohort"]["inputs"])
 
 
-def get_cohort_specs():
-    """cohort.inputs with the demo entry resolved to the generated table."""
-    return [
-        {**spec, "format": "syndface", "path": DEMO_COHORT} if spec["format"] == "demo" else spec
-        for spec in config["cohort"]["inputs"]
-    ]
-
-
 def get_cohort_tables():
-    return [spec["path"] for spec in get_cohort_specs()]
+    """The tables cohort.inputs names, the demo entry being the generated table."""
+    return [DEMO_COHORT if spec["format"] == "demo" else spec["path"] for spec in config["cohort"]["inputs"]]
 
 
 DEMO_LANDMARKS = "results/demo/landmarks.tsv"
-
-
-def get_flag(enabled, flag):
-    return flag if enabled else ""
 
 
 def get_manual_landmarks():
@@ -57,8 +69,13 @@ def get_manual_landmarks():
     return [path] if path else []
 
 
-def get_manual_landmarks_arg():
-    return " ".join(f"--manual-landmarks {path}" for path in get_manual_landmarks())
+def get_path_flags(flag, paths):
+    """`--flag p1 --flag p2` for an input that may be absent (then the empty string)."""
+    return " ".join(f"{flag} {path}" for path in paths)
+
+
+def get_demo_cohort():
+    return [DEMO_COHORT] if is_demo() else []
 
 
 def count_rows(tsv):
@@ -81,18 +98,19 @@ def get_variants():
     return config["classifier"]["variants"]
 
 
+def get_trained_variants():
+    """Variants whose classifiers are trained: Table 2's and the saliency maps' (in taxonomy order)."""
+    wanted = set(get_variants()) | set(config["saliency"]["variants"])
+    return [v for v in VARIANTS if v in wanted]
+
+
 def get_fake_types():
-    """Fake types some variant trains on (only those are generated)."""
-    return [variant_fake_type(v) for v in get_variants() if variant_fake_type(v)]
+    """Fake types some trained variant uses (only those are generated)."""
+    return [variant_fake_type(v) for v in get_trained_variants() if variant_fake_type(v)]
 
 
 def get_fakes_dir(wildcards):
     return f"results/fakes/fold{wildcards.fold}"
-
-
-def get_fake_outputs(name):
-    """Per fake type of a fold: `results/fakes/fold{fold}/<type>/<name>` (fold stays a wildcard)."""
-    return [f"results/fakes/fold{{fold}}/{fake_type}/{name}" for fake_type in get_fake_types()]
 
 
 def get_classifier_cache():
@@ -113,28 +131,14 @@ def get_ffhq_weights():
     return [path] if path else []
 
 
-def get_ffhq_arg():
-    return config["gan"]["ffhq_weights"] or "none"
-
-
 def get_fakes_for_variant(wildcards):
     """The fold's GAN fakes of the variant's type (none for `real`)."""
     fake_type = variant_fake_type(wildcards.variant)
     return [f"results/fakes/fold{wildcards.fold}/{fake_type}/manifest.tsv"] if fake_type else []
 
 
-def get_fakes_arg(wildcards):
-    return " ".join(f"--fakes {path}" for path in get_fakes_for_variant(wildcards))
-
-
-def get_label_mode(wildcards):
-    """Soft labels for the blends (type 4), hard labels otherwise."""
-    return "soft" if variant_fake_type(wildcards.variant) in BLEND_FRACTIONS else "hard"
-
-
-def get_class_weights_arg():
-    weights = config["classifier"]["class_weights"]
-    return ",".join(f"{disease}={weights[disease]}" for disease in DISEASES)
+def get_fakes_flag(wildcards):
+    return get_path_flags("--fakes", get_fakes_for_variant(wildcards))
 
 
 def get_fold_models(wildcards):
@@ -156,10 +160,6 @@ def get_composites_dir(wildcards):
 def get_imagenet_weights():
     path = config["saliency"]["imagenet_weights"]
     return [path] if path else []
-
-
-def get_imagenet_weights_arg():
-    return " ".join(f"--imagenet-weights {path}" for path in get_imagenet_weights())
 
 
 def get_saliency_outputs():
@@ -189,7 +189,7 @@ def get_predictions_args():
 
 
 def get_qualtrics_field(field):
-    """Input/param function: one field of the `clinicians.qualtrics[index]` entry."""
+    """Input function: one file of the `clinicians.qualtrics[index]` entry."""
 
     def lookup(wildcards):
         return config["clinicians"]["qualtrics"][int(wildcards.index)][field]

@@ -18,23 +18,11 @@ rule train_gan:
     threads: 1
     params:
         out_dir=subpath(output.network, parent=True),
-        gan=config["gan"],
-        resume=get_ffhq_arg(),
-        seed=SEED,
-        device=config["device"],
+        options=get_options("train-gan"),
+        ffhq=get_path_flags("--resume-ffhq", get_ffhq_weights()),
     shell:
-        "syndface train-gan --cache {input.cache} --folds {input.folds} --fold {wildcards.fold}"
-        " --out-dir {params.out_dir} --resolution {params.gan[resolution]}"
-        " --channel-base {params.gan[channel_base]} --channel-max {params.gan[channel_max]}"
-        " --z-dim {params.gan[z_dim]} --w-dim {params.gan[w_dim]} --mapping-layers {params.gan[mapping_layers]}"
-        " --mbstd-group {params.gan[mbstd_group]} --kimg {params.gan[kimg]} --batch {params.gan[batch]}"
-        " --lr {params.gan[lr]} --r1-gamma {params.gan[r1_gamma]} --pl-weight {params.gan[pl_weight]}"
-        " --style-mixing {params.gan[style_mixing]} --ema-kimg {params.gan[ema_kimg]}"
-        " --ada-target {params.gan[ada_target]} --ada-kimg {params.gan[ada_kimg]}"
-        " --oversample {params.gan[oversample]} --unaffected-per-age {params.gan[unaffected_per_age]}"
-        " --snapshot-kimg {params.gan[snapshot_kimg]} --resume-ffhq {params.resume}"
-        " --precision {params.gan[precision]} --seed {params.seed} --device {params.device}"
-        " --num-threads {threads} > {log} 2>&1"
+        "syndface train-gan --cache {input.cache} --folds {input.folds} --fold {wildcards.fold} {params.ffhq}"
+        " --options {params.options:q} --num-threads {threads} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule generate_fakes:
@@ -42,29 +30,26 @@ rule generate_fakes:
         network="results/gan/fold{fold}/network.pt",
         folds="results/folds/folds.tsv",
     output:
-        manifests=get_fake_outputs("manifest.tsv"),
-        grids=report(
-            get_fake_outputs("sample_grid.png"),
+        manifest="results/fakes/fold{fold}/{fake_type}/manifest.tsv",
+        grid=report(
+            "results/fakes/fold{fold}/{fake_type}/sample_grid.png",
             caption="../report/fakes.rst",
             category="Figures",
             subcategory="GAN fakes",
-            labels={"fold": "{fold}"},
+            labels={"fold": "{fold}", "fake type": "{fake_type}"},
         ),
     log:
-        "logs/generate_fakes/fold{fold}.log",
+        "logs/generate_fakes/fold{fold}/{fake_type}.log",
     conda:
         "../../envs/syndface.yaml"
     threads: 1
     params:
         out_dir=get_fakes_dir,
-        fake_types=get_fake_types(),
-        psi=config["fakes"]["psi"],
-        seed=SEED,
-        device=config["device"],
+        options=get_options("generate-fakes"),
     shell:
         "syndface generate-fakes --network {input.network} --folds {input.folds} --fold {wildcards.fold}"
-        " --fake-types {params.fake_types} --psi {params.psi} --seed {params.seed}"
-        " --device {params.device} --num-threads {threads} --out-dir {params.out_dir} > {log} 2>&1"
+        " --fake-types {wildcards.fake_type} --options {params.options:q} --num-threads {threads}"
+        " --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule privacy_audit:
@@ -87,10 +72,8 @@ rule privacy_audit:
         "../../envs/syndface.yaml"
     threads: 2
     params:
-        cfg=config["fakes"]["privacy"],
-        seed=SEED,
+        options=get_options("privacy-audit"),
     shell:
-        "syndface privacy-audit --fakes {input.fakes} --training-sets {input.training_sets}"
-        " --cache {input.cache} --embedding {params.cfg[embedding]} --fallback-size {params.cfg[pixel_size]}"
-        " --sample-per-set {params.cfg[sample_per_set]} --seed {params.seed} --workers {threads}"
-        " --out {output.audit} --summary {output.summary} > {log} 2>&1"
+        "syndface privacy-audit --fakes {input.fakes} --training-sets {input.training_sets} --cache {input.cache}"
+        " --options {params.options:q} --workers {threads} --out {output.audit} --summary {output.summary}"
+        " > {log} 2>&1"

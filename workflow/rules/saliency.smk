@@ -18,13 +18,10 @@ rule occlusion_maps:
     threads: 1
     params:
         out_dir=subpath(output.maps, parent=True),
-        cfg=config["saliency"],
-        device=config["device"],
+        options=get_options("occlusion-maps"),
     shell:
         "syndface occlusion-maps --models {input.models} --cache {input.cache} --split test"
-        " --diseases {params.cfg[diseases]} --window {params.cfg[window]} --stride {params.cfg[stride]}"
-        " --reference-size {params.cfg[reference_size]} --batch {params.cfg[batch]}"
-        " --device {params.device} --num-threads {threads} --out-dir {params.out_dir} > {log} 2>&1"
+        " --options {params.options:q} --num-threads {threads} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule saliency_composites:
@@ -50,11 +47,10 @@ rule saliency_composites:
     params:
         maps_dir=subpath(input.maps, parent=True),
         out_dir=get_composites_dir,
-        cfg=config["saliency"],
+        options=get_options("saliency-composites"),
     shell:
         "syndface saliency-composites --maps-dir {params.maps_dir} --cache {input.cache}"
-        " --diseases {params.cfg[diseases]} --outlier-perc {params.cfg[outlier_perc]}"
-        " --out-dir {params.out_dir} > {log} 2>&1"
+        " --options {params.options:q} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule permutation_test:
@@ -87,16 +83,11 @@ rule permutation_test:
     params:
         maps_dir=subpath(input.maps, parent=True),
         out_dir=subpath(output.table, parent=True),
-        cfg=config["saliency"],
-        weights=get_imagenet_weights_arg(),
-        seed=SEED,
-        device=config["device"],
+        options=get_options("permutation-test"),
+        weights=get_path_flags("--imagenet-weights", get_imagenet_weights()),
     shell:
-        "syndface permutation-test --maps-dir {params.maps_dir} --diseases {params.cfg[diseases]}"
-        " --embedding {params.cfg[embedding]} --models {input.models}"
-        " --imagenet-model {params.cfg[imagenet_model]} {params.weights}"
-        " --permutations {params.cfg[permutations]} --alpha {params.cfg[alpha]} --seed {params.seed}"
-        " --device {params.device} --num-threads {threads} --out-dir {params.out_dir} > {log} 2>&1"
+        "syndface permutation-test --maps-dir {params.maps_dir} --models {input.models} {params.weights}"
+        " --options {params.options:q} --num-threads {threads} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule saliency_truth_check:
@@ -116,7 +107,7 @@ rule saliency_truth_check:
         "../../envs/syndface.yaml"
     params:
         maps_dir=subpath(input.maps, parent=True),
-        zoom=config["align"]["zoom"],
+        options=get_options("saliency-truth-check"),
     shell:
         "syndface saliency-truth-check --maps-dir {params.maps_dir} --regions {input.regions}"
-        " --zoom {params.zoom} --out {output} > {log} 2>&1"
+        " --options {params.options:q} --out {output} > {log} 2>&1"

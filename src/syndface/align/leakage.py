@@ -3,8 +3,8 @@
 Public collections repeat people under different file names, and the paper split per image.
 Every aligned image gets dlib's 128-D descriptor (`syndface.align.descriptors`); each pair of
 images in different training folds ("cross_fold") or in the test set and the training set
-("test_train") closer than `--threshold` (0.6 is dlib's same-person threshold) is counted, and
-the closest `--max-pairs` of them are listed in `--out`, closest first.
+("test_train") closer than `leakage.threshold` (0.6 is dlib's same-person threshold) is counted, and
+the closest `leakage.max_pairs` of them are listed in `--out`, closest first.
 
 The header also says how far the check can be trusted on this cohort: how many images dlib's
 detector recognised as faces (the others were described from the aligned frame, column
@@ -23,9 +23,10 @@ import numpy as np
 import pandas as pd
 
 from syndface.align.descriptors import file_descriptors
-from syndface.align.render import PAPER_ZOOM
+from syndface.align.options import LeakageOptions
 from syndface.io import read_tsv, write_tsv
 from syndface.log import get_logger
+from syndface.options import add_options_argument
 
 log = get_logger("syndface.align")
 
@@ -181,7 +182,7 @@ def header_lines(
         f"pairs below threshold: {kinds['cross_fold']} across training folds, {kinds['test_train']} between test and train",
     ]
     if len(found.pairs) < found.total:
-        lines.append(f"listed below: the {len(found.pairs)} closest of the {found.total} pairs (--max-pairs)")
+        lines.append(f"listed below: the {len(found.pairs)} closest of the {found.total} pairs (leakage.max_pairs)")
     same, diff = separability["same"], separability["different"]
     if same["n"]:
         lines.append(
@@ -220,42 +221,24 @@ def main(argv: list[str], prog: str = "syndface check-leakage") -> int:
     parser.add_argument("--report", required=True, help="results/aligned/report.tsv")
     parser.add_argument("--manifest", required=True, help="results/cohort/manifest.tsv")
     parser.add_argument("--folds", required=True, help="results/folds/folds.tsv")
-    parser.add_argument(
-        "--threshold",
-        type=float,
-        default=0.6,
-        help="descriptor distance below which two images count as one person (dlib: 0.6)",
-    )
-    parser.add_argument(
-        "--zoom",
-        type=float,
-        default=PAPER_ZOOM,
-        help="the zoom the images were aligned with (locates the face where dlib's detector does not)",
-    )
-    parser.add_argument("--upsample", type=int, default=1, help="dlib detector upsampling")
+    add_options_argument(parser, LeakageOptions)
     parser.add_argument(
         "--workers", type=int, default=1, help="processes computing descriptors (~0.15 s per image each)"
     )
-    parser.add_argument(
-        "--max-pairs",
-        type=int,
-        default=10_000,
-        help="list at most this many pairs, the closest (all are counted; 0 = list all)",
-    )
     parser.add_argument("--out", required=True, help="results/folds/leakage.tsv")
-    parser.add_argument("--fail", action="store_true", help="exit with an error if any pair is found")
     args = parser.parse_args(argv)
+    opts = args.options
 
     images, left_out = checked_images(read_tsv(args.report), read_tsv(args.manifest), read_tsv(args.folds))
     log.info("describing %d aligned images with %d worker(s)", len(images), args.workers)
     x, found = file_descriptors(
-        list(images["aligned_path"]), zoom=args.zoom, upsample=args.upsample, workers=args.workers
+        list(images["aligned_path"]), zoom=opts.zoom, upsample=opts.upsample, workers=args.workers
     )
     images["found"] = found
-    found_pairs = leakage_pairs(x, images["group"].to_numpy(), args.threshold, keep=args.max_pairs or None)
+    found_pairs = leakage_pairs(x, images["group"].to_numpy(), opts.threshold, keep=opts.max_pairs or None)
     table = leakage_table(images, found_pairs.pairs)
-    separability = subject_separability(x, images["subject_id"].to_numpy(), args.threshold)
-    header = header_lines(images, left_out, found_pairs, separability, args.threshold, args.zoom)
+    separability = subject_separability(x, images["subject_id"].to_numpy(), opts.threshold)
+    header = header_lines(images, left_out, found_pairs, separability, opts.threshold, opts.zoom)
     write_tsv(table, args.out, header_lines=header)
     for line in header:
         (log.warning if line.startswith("WARNING") else log.info)("%s", line)
@@ -263,7 +246,7 @@ def main(argv: list[str], prog: str = "syndface check-leakage") -> int:
         log.warning(
             "%d pair(s) below %.2f; closest: %s",
             found_pairs.total,
-            args.threshold,
+            opts.threshold,
             "; ".join(
                 f"{a}~{b} ({d:.3f}, {k})"
                 for a, b, d, k in table[["image_id_a", "image_id_b", "distance", "kind"]]
@@ -271,9 +254,9 @@ def main(argv: list[str], prog: str = "syndface check-leakage") -> int:
                 .itertuples(index=False)
             ),
         )
-        if args.fail:
+        if opts.fail:
             log.error(
-                "identity leakage found and --fail is set: remove or regroup the listed images (same subject_id keeps them in one fold)"
+                "identity leakage found and leakage.fail is set: remove or regroup the listed images (same subject_id keeps them in one fold)"
             )
             return 1
     return 0

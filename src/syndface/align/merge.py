@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from syndface.align.options import MergeAlignedOptions
 from syndface.align.shard import REPORT_COLUMNS
 from syndface.io import read_tsv, write_tsv
 from syndface.log import get_logger
+from syndface.options import add_options_argument
 
 log = get_logger("syndface.align")
 
@@ -82,7 +84,7 @@ def main(argv: list[str], prog: str = "syndface merge-aligned") -> int:
     parser.add_argument("--report", required=True, help="merged report (results/aligned/report.tsv)")
     parser.add_argument("--failed", required=True, help="list of failed images with the reason")
     parser.add_argument("--manifest", help="check that the shards cover every manifest image exactly once")
-    parser.add_argument("--fail-on-error", action="store_true", help="stop with an error if any image failed")
+    add_options_argument(parser, MergeAlignedOptions)
     args = parser.parse_args(argv)
 
     report, settings = merge_reports(args.shard_dirs)
@@ -103,9 +105,9 @@ def main(argv: list[str], prog: str = "syndface merge-aligned") -> int:
     )
     for image_id, reason in zip(failed["image_id"], failed["reason"]):
         log.warning("failed %s: %s", image_id, reason)
-    if len(failed) and args.fail_on_error:
+    if len(failed) and args.options.fail_on_error:
         log.error(
-            "%d image(s) failed alignment and fail-on-error is set: fix them (e.g. add manual landmarks) or turn the switch off; the list is in %s",
+            "%d image(s) failed alignment and align.fail_on_error is set: fix them (e.g. add manual landmarks) or turn the switch off; the list is in %s",
             len(failed),
             args.failed,
         )

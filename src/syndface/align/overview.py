@@ -12,7 +12,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from syndface.align.options import OverviewOptions
 from syndface.io import read_tsv, save_figure
+from syndface.options import add_options_argument
 from syndface.seeding import rng
 from syndface.taxonomy import AGE_GROUPS, DISEASES
 
@@ -90,7 +92,7 @@ def main(argv: list[str], prog: str = "syndface plot-cohort-overview") -> int:
     parser.add_argument("--report", required=True, help="results/aligned/report.tsv")
     parser.add_argument("--manifest", required=True, help="results/cohort/manifest.tsv")
     parser.add_argument("--per-cell", type=int, default=3, help="faces shown per disease x age group")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the choice of faces")
+    add_options_argument(parser, OverviewOptions)
     parser.add_argument("--out", required=True, help="figure path (results/cohort/overview.png)")
     args = parser.parse_args(argv)
 
@@ -99,5 +101,5 @@ def main(argv: list[str], prog: str = "syndface plot-cohort-overview") -> int:
     aligned = read_tsv(args.manifest).merge(ok, on="image_id", how="inner")
     if aligned.empty:
         raise SystemExit(f"{args.report} lists no successfully aligned image: nothing to show")
-    save_figure(plot_overview(aligned, args.per_cell, args.seed), args.out)
+    save_figure(plot_overview(aligned, args.per_cell, args.options.seed), args.out)
     return 0

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,27 +25,17 @@ from PIL import Image
 from syndface.align.geometry import LANDMARK_COLUMNS
 from syndface.align.landmarks import Points, detect_largest_face, points_to_columns, read_manual_landmarks
 from syndface.align.load import ImageLoadError, load_rgb
-from syndface.align.render import BACKGROUNDS, PAPER_ZOOM, AlignmentError, render_aligned
+from syndface.align.options import AlignOptions
+from syndface.align.render import AlignmentError, render_aligned
 from syndface.io import atomic_path, read_tsv, write_tsv
 from syndface.log import get_logger, progress
+from syndface.options import add_options_argument
 
 log = get_logger("syndface.align")
 
 METHODS = ("dlib", "manual")
 REPORT_COLUMNS = ("image_id", "status", "method", "n_faces", "aligned_path", "reason", *LANDMARK_COLUMNS)
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
-
-
-@dataclass(frozen=True)
-class AlignOptions:
-    size: int
-    zoom: float = PAPER_ZOOM
-    background: str = "ellipse"
-    prefer: str = "dlib"
-    upsample: int = 1
-
-    def describe(self) -> str:
-        return f"size={self.size} zoom={self.zoom:.6g} background={self.background} prefer={self.prefer} upsample={self.upsample}"
 
 
 def shard_rows(manifest: pd.DataFrame, shard: int, shard_size: int) -> pd.DataFrame:
@@ -133,36 +122,19 @@ def main(argv: list[str], prog: str = "syndface align-shard") -> int:
         prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--manifest", required=True, help="results/cohort/manifest.tsv")
-    parser.add_argument("--shard", type=int, required=True, help="shard index k (rows [k*S, (k+1)*S))")
-    parser.add_argument("--shard-size", type=int, required=True, help="rows per shard S")
-    parser.add_argument("--size", type=int, required=True, help="output side in pixels")
-    parser.add_argument(
-        "--zoom",
-        type=float,
-        default=PAPER_ZOOM,
-        help="crop zoom: 1 = FFHQ, 512/462 = the paper's centred crop (default)",
-    )
-    parser.add_argument(
-        "--background",
-        choices=BACKGROUNDS,
-        default="ellipse",
-        help="ellipse: black outside the face ellipse and the photo; pad: black outside the photo only",
-    )
-    parser.add_argument(
-        "--prefer", choices=METHODS, default="dlib", help="landmark source tried first; the other is the fallback"
-    )
+    parser.add_argument("--shard", type=int, required=True, help="shard index k (rows [k*S, (k+1)*S), S = shard_size)")
     parser.add_argument("--manual-landmarks", help="landmark TSV (image_id + eye/nose/mouth x,y in source pixels)")
-    parser.add_argument("--upsample", type=int, default=1, help="dlib detector upsampling (FFHQ: 1)")
+    add_options_argument(parser, AlignOptions)
     parser.add_argument("--out-dir", required=True, help="shard directory: images/ and report.tsv")
     args = parser.parse_args(argv)
-    if args.prefer == "manual" and not args.manual_landmarks:
-        parser.error("--prefer manual needs --manual-landmarks")
+    options = args.options
+    if options.prefer == "manual" and not args.manual_landmarks:
+        parser.error("align.prefer manual needs --manual-landmarks")
 
-    options = AlignOptions(args.size, args.zoom, args.background, args.prefer, args.upsample)
     manifest = read_tsv(args.manifest)
-    rows = shard_rows(manifest, args.shard, args.shard_size)
+    rows = shard_rows(manifest, args.shard, options.shard_size)
     manual = read_manual_landmarks(args.manual_landmarks) if args.manual_landmarks else {}
-    first = args.shard * args.shard_size
+    first = args.shard * options.shard_size
     log.info(
         "shard %d: manifest rows %d..%d of %d (%s)",
         args.shard,

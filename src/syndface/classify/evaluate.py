@@ -24,8 +24,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from syndface.classify.options import EvaluateOptions
 from syndface.io import read_tsv, save_figure, write_tsv
 from syndface.log import get_logger
+from syndface.options import add_options_argument
 from syndface.seeding import rng
 from syndface.taxonomy import AGE_GROUPS, DISEASES, SURVEYS, disease_index
 
@@ -241,8 +243,7 @@ def evaluate(predictions: pd.DataFrame, out_dir: str | Path, n_boot: int, seed: 
 def main(argv: list[str], prog: str = "syndface evaluate-classifier") -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--predictions", required=True, help="results/predictions/<variant>/test.tsv")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
-    p.add_argument("--seed", type=int, default=1)
+    add_options_argument(p, EvaluateOptions)
     p.add_argument("--title", default=None, help="figure title (default: the variant's folder name)")
     p.add_argument("--out-dir", required=True, help="results/evaluation/<variant>")
     args = p.parse_args(argv)
@@ -255,6 +256,6 @@ def main(argv: list[str], prog: str = "syndface evaluate-classifier") -> int:
     if missing:
         raise SystemExit(f"{args.predictions} lacks column(s) {', '.join(missing)}: write it with `syndface predict`")
     title = args.title or Path(args.predictions).parent.name
-    metrics = evaluate(predictions, args.out_dir, args.bootstrap, args.seed, title)
+    metrics = evaluate(predictions, args.out_dir, args.options.bootstrap, args.options.seed, title)
     log.info("%s: %s", title, ", ".join(f"{c} {a:.3f}" for c, a in zip(metrics["class"], metrics["accuracy"])))
     return 0

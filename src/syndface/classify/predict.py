@@ -22,9 +22,11 @@ import torch
 from syndface.align.cache import load_cache
 from syndface.classify.data import ImageSet
 from syndface.classify.model import load_classifier
+from syndface.classify.options import PredictOptions
 from syndface.classify.train import predict_probabilities
 from syndface.io import write_tsv
 from syndface.log import get_logger
+from syndface.options import add_options_argument
 from syndface.runtime import Precision, configure, resolve_device
 from syndface.taxonomy import DISEASES
 
@@ -88,30 +90,25 @@ def main(argv: list[str], prog: str = "syndface predict") -> int:
         "--models", nargs="+", required=True, help="the fold models (results/classifier/<variant>/fold<k>/model.pt)"
     )
     p.add_argument("--cache", required=True, help="packed cache directory at the models' resolution")
-    p.add_argument(
-        "--threshold",
-        type=float,
-        default=0.5,
-        help="a fold model joins the mean when its max probability is >= this (paper 0.5; code 0.2)",
-    )
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="auto")
+    add_options_argument(p, PredictOptions)
     p.add_argument("--num-threads", type=int, default=1)
     p.add_argument("--out", required=True, help="results/predictions/<variant>/test.tsv")
     args = p.parse_args(argv)
+    opts = args.options
 
-    device = resolve_device(args.device)
+    device = resolve_device(opts.device)
     configure(device, args.num_threads)
     cache, index = load_cache(args.cache)
     test = index[index["split"] == "test"]
     if test.empty:
         raise SystemExit(f"{args.cache} holds no test-split image: nothing to predict")
     folds, probabilities = fold_probabilities(
-        args.models, ImageSet(cache, test["row"].to_numpy()), cache.shape[1], args.batch_size, device
+        args.models, ImageSet(cache, test["row"].to_numpy()), cache.shape[1], opts.batch_size, device
     )
-    table = prediction_table(test, folds, probabilities, args.threshold)
+    threshold = opts.ensemble_threshold
+    table = prediction_table(test, folds, probabilities, threshold)
     header = [
-        f"ensemble of folds {', '.join(map(str, folds))}: mean over fold models with max probability >= {args.threshold}; "
+        f"ensemble of folds {', '.join(map(str, folds))}: mean over fold models with max probability >= {threshold}; "
         "fallback = plain mean over all models where none reaches it"
     ]
     write_tsv(table, args.out, header_lines=header)

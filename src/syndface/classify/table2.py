@@ -12,7 +12,7 @@ import argparse
 import pandas as pd
 
 from syndface.classify.evaluate import AVERAGE
-from syndface.io import read_tsv, write_tsv
+from syndface.io import read_tsv, variant_paths, write_tsv
 from syndface.taxonomy import DISEASES, VARIANTS, variant_fake_type
 
 ROWS = (*DISEASES, AVERAGE)
@@ -22,20 +22,6 @@ def column_name(variant: str) -> str:
     """`real` -> `real`; `real+unrelated` -> `+unrelated`."""
     fake_type = variant_fake_type(variant)
     return "real" if fake_type is None else f"+{fake_type}"
-
-
-def parse_metrics_args(items: list[str]) -> dict[str, str]:
-    """[`variant=path`, ...] -> {variant: path}, each variant once."""
-    out: dict[str, str] = {}
-    for item in items:
-        variant, sep, path = item.partition("=")
-        if not sep or not path:
-            raise ValueError(f"--metrics {item!r} is not VARIANT=PATH (e.g. real=results/evaluation/real/metrics.tsv)")
-        variant_fake_type(variant)
-        if variant in out:
-            raise ValueError(f"variant {variant!r} is given twice")
-        out[variant] = path
-    return out
 
 
 def make_table2(metrics: dict[str, pd.DataFrame], with_ci: bool = False) -> pd.DataFrame:
@@ -65,11 +51,10 @@ def main(argv: list[str], prog: str = "syndface make-table2") -> int:
         metavar="VARIANT=PATH",
         help="e.g. real=results/evaluation/real/metrics.tsv real+age_progression=...",
     )
-    p.add_argument("--ci", action="store_true", help="add <column>_ci_low/_ci_high columns")
     p.add_argument("--out", required=True, help="results/table2.tsv")
     args = p.parse_args(argv)
-    paths = parse_metrics_args(args.metrics)
-    table = make_table2({variant: read_tsv(path) for variant, path in paths.items()}, args.ci)
+    paths = variant_paths(args.metrics, "--metrics")
+    table = make_table2({variant: read_tsv(path) for variant, path in paths.items()}, with_ci=True)
     write_tsv(
         table,
         args.out,

@@ -37,12 +37,14 @@ from syndface.classify.data import FoldData, ImageSet, load_fold_data
 from syndface.classify.evaluate import balanced_accuracy
 from syndface.classify.loss import LOSS_NORMALISATIONS, weighted_cross_entropy
 from syndface.classify.model import arch_of, build_classifier, normalise, to_unit_float
+from syndface.classify.options import TrainOptions
 from syndface.classify.schedule import paper_lr
 from syndface.io import save_torch, write_tsv
 from syndface.log import format_seconds, get_logger, progress
+from syndface.options import add_options_argument
 from syndface.runtime import Precision, configure, resolve_device
 from syndface.seeding import derive_seed
-from syndface.taxonomy import DISEASES
+from syndface.taxonomy import BLEND_FRACTIONS, DISEASES, variant_fake_type
 
 log = get_logger("syndface.classify")
 
@@ -51,30 +53,16 @@ CHECKPOINT_FORMAT = 1
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Everything that decides the trained weights (the checkpoint refuses to resume under another)."""
+class TrainConfig(TrainOptions):
+    """Everything that decides the trained weights (the checkpoint refuses to resume under another):
+    the options plus the job's inputs and the variant's label mode."""
 
-    cache: str
-    folds: str
-    fold: int
+    cache: str = ""
+    folds: str = ""
+    fold: int = 0
     fakes: str | None = None
-    model: str = "test_efficientnet"
-    image_size: int = 64
     pretrained: str | None = None
-    dropout: float = 0.2
-    msd_samples: int = 5
-    batch_size: int = 32
-    epochs: int = 8
-    lr: float = 3e-5
-    warmup_factor: float = 10.0
-    early_stop: int = 10
-    class_weights: dict[str, float] = field(
-        default_factory=lambda: {"WS": 10.0, "22q": 10.0, "control": 10.0, "unaffected": 1.0}
-    )
     label_mode: str = "hard"
-    loss_normalisation: str = "weights"
-    augment: str = "paper"
-    seed: int = 1
 
     def arch(self) -> dict[str, Any]:
         return arch_of(
@@ -89,20 +77,6 @@ class TrainConfig:
 
     def weights(self) -> torch.Tensor:
         return torch.tensor([self.class_weights[d] for d in DISEASES], dtype=torch.float32)
-
-
-def parse_class_weights(text: str) -> dict[str, float]:
-    """`WS=10,22q=10,control=10,unaffected=1` -> {class: weight}, every class exactly once."""
-    weights: dict[str, float] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        name, sep, value = item.partition("=")
-        if not sep or name not in DISEASES:
-            raise ValueError(f"class weight {item!r} is not CLASS=WEIGHT with CLASS one of {', '.join(DISEASES)}")
-        weights[name] = float(value)
-    missing = [d for d in DISEASES if d not in weights]
-    if missing:
-        raise ValueError(f"class weights lack {', '.join(missing)}; give all of {', '.join(DISEASES)}")
-    return weights
 
 
 @dataclass
@@ -372,7 +346,6 @@ class Trainer:
 def train_classifier(
     cfg: TrainConfig,
     out_dir: str | Path,
-    device: str = "auto",
     num_threads: int = 1,
     stop_after_epochs: int | None = None,
     keep_checkpoint: bool = False,
@@ -388,7 +361,7 @@ def train_classifier(
         )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    dev = resolve_device(device)
+    dev = resolve_device(cfg.device)
     configure(dev, num_threads)
     data = load_fold_data(cfg.cache, cfg.folds, cfg.fold, cfg.image_size, cfg.fakes, cfg.label_mode)
     trainer = Trainer(cfg, out_dir, dev)
@@ -410,73 +383,35 @@ def train_classifier(
     return out_dir / MODEL_FILE
 
 
-def build_parser(prog: str) -> argparse.ArgumentParser:
-    d = TrainConfig(cache="", folds="", fold=0)
+def main(argv: list[str], prog: str = "syndface train-classifier") -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cache", required=True, help="packed cache directory (results/cache/<size>px)")
     p.add_argument("--folds", required=True, help="results/folds/folds.tsv")
     p.add_argument("--fold", type=int, required=True, help="held-out fold k: train on the others, validate on k")
+    p.add_argument("--variant", default="real", help="real, or real+<fake type>: blends train on soft labels")
     p.add_argument(
         "--fakes", default=None, help="fake-image manifest of fold k's GAN (results/fakes/fold<k>/<type>/manifest.tsv)"
     )
-    p.add_argument("--model", default=d.model, help="timm model name (paper: tf_efficientnet_b4)")
-    p.add_argument("--image-size", type=int, default=d.image_size, help="training resolution; must equal the cache's")
-    p.add_argument("--pretrained", default="none", help="local ImageNet weights file of the backbone, or none")
-    p.add_argument("--dropout", type=float, default=d.dropout)
-    p.add_argument("--msd-samples", type=int, default=d.msd_samples, help="multi-sample dropout branches")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument(
-        "--lr", type=float, default=d.lr, help="base learning rate b (epoch 1; epoch 2 uses warmup-factor x b)"
-    )
-    p.add_argument("--warmup-factor", type=float, default=d.warmup_factor)
-    p.add_argument("--early-stop", type=int, default=d.early_stop, help="stop after this many epochs without a gain")
-    p.add_argument(
-        "--class-weights", default="WS=10,22q=10,control=10,unaffected=1", help="CLASS=WEIGHT for every class"
-    )
-    p.add_argument(
-        "--label-mode", choices=("hard", "soft"), default=d.label_mode, help="soft: train on the fakes' soft labels"
-    )
-    p.add_argument(
-        "--loss-normalisation",
-        choices=LOSS_NORMALISATIONS,
-        default=d.loss_normalisation,
-        help="weights: weighted mean (= CrossEntropyLoss(weight)); batch: the paper code's soft-label batch mean",
-    )
-    p.add_argument("--augment", choices=AUGMENT_MODES, default=d.augment)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
+    p.add_argument("--pretrained", default=None, help="local ImageNet weights file of the backbone")
+    add_options_argument(p, TrainOptions)
     p.add_argument("--num-threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--out-dir", required=True, help="results/classifier/<variant>/fold<k>")
     p.add_argument("--keep-checkpoint", action="store_true", help="keep checkpoint.pt after training ends")
     p.add_argument(
         "--stop-after-epochs", type=int, default=None, help=argparse.SUPPRESS
     )  # test hook: simulate pre-emption
-    return p
-
-
-def main(argv: list[str], prog: str = "syndface train-classifier") -> int:
-    args = build_parser(prog).parse_args(argv)
+    args = p.parse_args(argv)
+    fake_type = variant_fake_type(args.variant)
+    if bool(fake_type) != bool(args.fakes):
+        p.error(f"variant {args.variant} needs --fakes exactly when it trains on fakes")
     cfg = TrainConfig(
+        **args.options.options(),
         cache=args.cache,
         folds=args.folds,
         fold=args.fold,
         fakes=args.fakes,
-        model=args.model,
-        image_size=args.image_size,
-        pretrained=None if args.pretrained.lower() in ("none", "null", "") else args.pretrained,
-        dropout=args.dropout,
-        msd_samples=args.msd_samples,
-        batch_size=args.batch_size,
-        epochs=args.epochs,
-        lr=args.lr,
-        warmup_factor=args.warmup_factor,
-        early_stop=args.early_stop,
-        class_weights=parse_class_weights(args.class_weights),
-        label_mode=args.label_mode,
-        loss_normalisation=args.loss_normalisation,
-        augment=args.augment,
-        seed=args.seed,
+        pretrained=args.pretrained,
+        label_mode="soft" if fake_type in BLEND_FRACTIONS else "hard",
     )
-    train_classifier(cfg, args.out_dir, args.device, args.num_threads, args.stop_after_epochs, args.keep_checkpoint)
+    train_classifier(cfg, args.out_dir, args.num_threads, args.stop_after_epochs, args.keep_checkpoint)
     return 0

@@ -26,6 +26,7 @@ import os
 import numpy as np
 import pandas as pd
 
+from syndface.clinicians.options import CompareOptions
 from syndface.clinicians.stats import (
     benjamini_hochberg,
     bootstrap_mean_interval,
@@ -34,10 +35,11 @@ from syndface.clinicians.stats import (
     wilson_interval,
 )
 from syndface.clinicians.survey import OTHER, is_simulated, read_survey, truth_of
-from syndface.io import read_tsv, save_figure, write_tsv
+from syndface.io import read_tsv, save_figure, variant_paths, write_tsv
 from syndface.log import get_logger
+from syndface.options import add_options_argument
 from syndface.seeding import derive_seed
-from syndface.taxonomy import AGE_GROUPS, SURVEYS, VARIANTS, variant_fake_type
+from syndface.taxonomy import AGE_GROUPS, SURVEYS, VARIANTS
 
 log = get_logger("syndface.clinicians")
 
@@ -231,13 +233,7 @@ def table1(groups: pd.DataFrame, best_fake: str | None, simulated: bool) -> pd.D
 
 def parse_predictions(items: list[str]) -> dict[str, str]:
     """`variant=path` items -> {variant: path}; `real` must be among them."""
-    paths = {}
-    for item in items:
-        variant, sep, path = item.partition("=")
-        if not sep or not path:
-            raise ValueError(f"--predictions expects VARIANT=PATH, got {item!r}")
-        variant_fake_type(variant)
-        paths[variant] = path
+    paths = variant_paths(items, "--predictions")
     if "real" not in paths:
         raise ValueError(
             "--predictions must include real=results/predictions/real/test.tsv (Table 1's real-images model)"
@@ -277,26 +273,13 @@ def main(argv: list[str], prog: str = "syndface compare-clinicians") -> int:
     parser.add_argument(
         "--table2", help="results/table2.tsv: picks the best fake variant (highest class-mean accuracy)"
     )
-    parser.add_argument(
-        "--permutations",
-        type=int,
-        default=1000,
-        help="random swap patterns per permutation test (exact when 2^n is not more; default: %(default)s)",
-    )
-    parser.add_argument(
-        "--alternative",
-        default="two-sided",
-        choices=["two-sided", "greater", "less"],
-        help="permutation test alternative for model - human (default: %(default)s)",
-    )
-    parser.add_argument("--seed", type=int, required=True)
+    add_options_argument(parser, CompareOptions)
     parser.add_argument("--table1", required=True, help="output: Table 1 (TSV)")
     parser.add_argument("--clinicians", required=True, help="output: per age group and overall statistics (TSV)")
     parser.add_argument("--images", help="output: per image human share correct and model answers (TSV)")
     parser.add_argument("--figure", help="output: human vs model accuracy by age group (PNG/PDF/SVG)")
     args = parser.parse_args(argv)
-    if args.permutations < 1:
-        parser.error("--permutations must be positive")
+    opts = args.options
 
     paths = parse_predictions(args.predictions)
     best_fake = choose_best_fake(list(paths), args.table2)
@@ -304,7 +287,7 @@ def main(argv: list[str], prog: str = "syndface compare-clinicians") -> int:
     simulated = is_simulated(answers)
     predictions = {variant: read_tsv(path) for variant, path in paths.items()}
     images = image_table(answers, predictions)
-    groups = group_table(images, args.permutations, args.seed, args.alternative)
+    groups = group_table(images, opts.permutations, opts.seed, opts.alternative)
     table = table1(groups, best_fake, simulated)
 
     note = (
@@ -317,7 +300,7 @@ def main(argv: list[str], prog: str = "syndface compare-clinicians") -> int:
         args.clinicians,
         header_lines=note
         + [
-            f"permutation tests: {args.permutations} swap patterns, {args.alternative}; q = Benjamini-Hochberg across the age-group rows of a variant"
+            f"permutation tests: {opts.permutations} swap patterns, {opts.alternative}; q = Benjamini-Hochberg across the age-group rows of a variant"
         ],
     )
     best_note = [f"best fake variant (Table 2 class-mean accuracy): {best_fake}"] if best_fake else []

@@ -23,9 +23,11 @@ import os
 
 import pandas as pd
 
+from syndface.clinicians.options import ImportSurveyOptions
 from syndface.clinicians.survey import OTHER, SURVEY_COLUMNS, survey_answers, validate_survey
 from syndface.io import read_tsv, write_tsv
 from syndface.log import get_logger
+from syndface.options import add_options_argument
 from syndface.taxonomy import SURVEYS
 
 log = get_logger("syndface.clinicians")
@@ -232,10 +234,8 @@ def main(argv: list[str], prog: str = "syndface import-survey") -> int:
     )
     parser.add_argument("--qualtrics", required=True, help="Qualtrics CSV export (three header rows)")
     parser.add_argument("--mapping", required=True, help="TSV: question_id, image_id[, survey]")
-    parser.add_argument("--survey", required=True, choices=list(SURVEYS))
-    parser.add_argument(
-        "--rater-column", default="RecipientEmail", help="column that identifies a rater (default: %(default)s)"
-    )
+    parser.add_argument("--index", type=int, default=0, help="which entry of clinicians.qualtrics this export is")
+    add_options_argument(parser, ImportSurveyOptions)
     parser.add_argument(
         "--answer-text",
         action="append",
@@ -252,13 +252,18 @@ def main(argv: list[str], prog: str = "syndface import-survey") -> int:
     parser.add_argument("--out", required=True, help="survey long table (TSV)")
     parser.add_argument("--rejects", required=True, help="responses that do not count, with the reason (TSV)")
     args = parser.parse_args(argv)
+    entries = args.options.qualtrics
+    if not 0 <= args.index < len(entries):
+        parser.error(f"--index {args.index}: clinicians.qualtrics has {len(entries)} entries")
+    entry = entries[args.index]
+    survey = entry["survey"]
 
     answers, rejects = import_qualtrics(
-        args.qualtrics, args.mapping, args.survey, args.rater_column, dict(args.answer_text), args.keep_rater_ids
+        args.qualtrics, args.mapping, survey, entry["rater_column"], dict(args.answer_text), args.keep_rater_ids
     )
     write_tsv(rejects, args.rejects)
-    write_tsv(answers, args.out, header_lines=[f"{args.survey} survey answers imported from {args.qualtrics}"])
-    log.info("%s survey: %d answers from %d raters", args.survey, len(answers), answers["rater_id"].nunique())
+    write_tsv(answers, args.out, header_lines=[f"{survey} survey answers imported from {args.qualtrics}"])
+    log.info("%s survey: %d answers from %d raters", survey, len(answers), answers["rater_id"].nunique())
     if len(rejects):
         log.warning("%d response(s) do not count; listed with the reason in %s", len(rejects), args.rejects)
         for reason, n in rejects["reason"].str.split(":").str[0].value_counts().items():

@@ -19,10 +19,12 @@ import pandas as pd
 from scipy.optimize import brentq
 from scipy.special import expit, logit
 
+from syndface.clinicians.options import SimulateOptions
 from syndface.clinicians.paper import PAPER_HUMAN_ACCURACY
 from syndface.clinicians.survey import OTHER, SURVEY_COLUMNS, truth_of
 from syndface.io import read_tsv, write_tsv
 from syndface.log import get_logger
+from syndface.options import add_options_argument
 from syndface.seeding import rng
 from syndface.taxonomy import AGE_GROUPS, SURVEYS
 
@@ -111,35 +113,16 @@ def main(argv: list[str], prog: str = "syndface simulate-survey") -> int:
     parser.add_argument(
         "--manifest", required=True, help="results/cohort/manifest.tsv (its test split is the survey set)"
     )
-    parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument(
-        "--raters",
-        type=int,
-        default=32,
-        help="simulated raters per survey (default: %(default)s; the paper had 34 and 36)",
-    )
-    parser.add_argument(
-        "--images-per-rater",
-        type=int,
-        default=25,
-        help="syndrome images per rater, as many per age group; as many other-condition images are added (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--image-spread",
-        type=float,
-        default=0.5,
-        help="SD of per-image difficulty on the logit scale; 0 = every image of a group equally hard (default: %(default)s)",
-    )
+    add_options_argument(parser, SimulateOptions)
     parser.add_argument("--surveys", nargs="+", default=list(SURVEYS), choices=list(SURVEYS))
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    if args.raters < 1 or args.images_per_rater < 1 or args.image_spread < 0:
-        parser.error("--raters and --images-per-rater must be positive and --image-spread non-negative")
+    opts = args.options
 
     manifest = read_tsv(args.manifest)
     answers = pd.concat(
         [
-            simulate_survey(manifest, s, args.raters, args.images_per_rater, args.image_spread, args.seed)
+            simulate_survey(manifest, s, opts.raters, opts.images_per_rater, opts.image_spread, opts.seed)
             for s in args.surveys
         ],
         ignore_index=True,

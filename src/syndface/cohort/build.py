@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 import pandas as pd
 
-from syndface.cohort.importers import DEFAULT_FAIRFACE_AGE_MAP, check_age_map, import_input
+from syndface.cohort.importers import check_age_map, import_input
 from syndface.cohort.manifest import REQUIRED_COLUMNS, load_schema, validate_manifest
+from syndface.cohort.options import ManifestOptions
 from syndface.io import write_tsv
 from syndface.log import get_logger
+from syndface.options import add_options_argument
 from syndface.taxonomy import AGE_GROUPS, DISEASES
 
 log = get_logger("syndface.cohort")
@@ -42,24 +43,27 @@ def summarise(manifest: pd.DataFrame) -> pd.DataFrame:
     return counts.sort_values(["split", "source", "disease", "age_group"]).reset_index(drop=True)
 
 
+def resolve_demo(inputs: list[dict], demo_cohort: str | None) -> list[dict]:
+    """`format: demo` entries -> our TSV format at the generated demo table."""
+    if any(spec["format"] == "demo" for spec in inputs) and not demo_cohort:
+        raise ValueError("cohort.inputs lists format demo: give the generated table with --demo-cohort")
+    return [
+        {**spec, "format": "syndface", "path": demo_cohort} if spec["format"] == "demo" else spec for spec in inputs
+    ]
+
+
 def main(argv: list[str], prog: str = "syndface build-manifest") -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__)
-    parser.add_argument("--inputs", required=True, help="JSON list of input specs (config cohort.inputs)")
-    parser.add_argument(
-        "--fairface-age-map",
-        default=json.dumps(DEFAULT_FAIRFACE_AGE_MAP),
-        help="JSON object: FairFace age bin -> age group or 'exclude'",
-    )
-    parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--schema", required=True, help="workflow/schemas/manifest.schema.yaml")
+    add_options_argument(parser, ManifestOptions)
+    parser.add_argument("--demo-cohort", help="the generated demo table (results/demo/cohort.tsv) for format demo")
     parser.add_argument("--out", required=True)
     parser.add_argument("--rejects", required=True)
     parser.add_argument("--summary", required=True)
     args = parser.parse_args(argv)
 
-    manifest, rejects = build_manifest(
-        json.loads(args.inputs), json.loads(args.fairface_age_map), args.seed, load_schema(args.schema)
-    )
+    opts = args.options
+    inputs = resolve_demo(opts.inputs, args.demo_cohort)
+    manifest, rejects = build_manifest(inputs, opts.fairface_age_map, opts.seed, load_schema())
     write_tsv(rejects, args.rejects)
     write_tsv(summarise(manifest), args.summary)
     write_tsv(manifest, args.out)

@@ -42,19 +42,6 @@ PAPER_AGE_TOKENS = {
 }
 PAPER_TEST_FOLD = 5
 
-# FairFace age bins -> age group. 0-2 holds 2-year-olds (the paper's "child"), and 30-39 straddles
-# the 35-year boundary; see `fairface_age_map` in config.yaml for why the defaults are what they are.
-DEFAULT_FAIRFACE_AGE_MAP = {
-    "0-2": "infant",
-    "3-9": "child",
-    "10-19": "adolescent",
-    "20-29": "young_adult",
-    "30-39": "young_adult",
-    "40-49": "older_adult",
-    "50-59": "older_adult",
-    "60-69": "older_adult",
-    "more than 70": "older_adult",
-}
 EXCLUDE = "exclude"
 
 

@@ -1,4 +1,4 @@
-"""The manifest: one row per image, checked against workflow/schemas/manifest.schema.yaml.
+"""The manifest: one row per image, checked against schemas/manifest.schema.yaml (shipped with the package).
 
 The schema is the single definition of the columns; `validate_manifest` applies it column-wise
 (vectorised, so a 64k-row manifest checks in well under a second) and adds the checks a row
@@ -13,6 +13,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from syndface.options import SCHEMA_DIR
+
 REQUIRED_COLUMNS = ("image_id", "path", "disease", "age_group", "source", "subject_id", "split")
 
 
@@ -20,7 +22,7 @@ class ManifestError(ValueError):
     """A manifest that would make later stages wrong; the message lists every offending row."""
 
 
-def load_schema(path: str | Path) -> dict:
+def load_schema(path: str | Path = SCHEMA_DIR / "manifest.schema.yaml") -> dict:
     with open(path) as fh:
         return yaml.safe_load(fh)
 

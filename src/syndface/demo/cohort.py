@@ -28,12 +28,14 @@ import numpy as np
 import pandas as pd
 
 from syndface.align.geometry import FIVE_POINTS, LANDMARK_COLUMNS
+from syndface.demo.options import DemoOptions
 from syndface.demo.photo import photograph, sample_shot
 from syndface.demo.regions import RegionMaskBuilder, save_npz
 from syndface.demo.render import Identity, make_face, sample_identity
 from syndface.demo.signals import EFFECTS, SMILE_PROBABILITY, amplitudes
 from syndface.io import atomic_path, write_tsv
 from syndface.log import get_logger, progress
+from syndface.options import add_options_argument
 from syndface.seeding import rng
 from syndface.taxonomy import AFFECTED, AGE_GROUPS, AGE_LOWER_BOUNDS
 
@@ -63,48 +65,6 @@ MANIFEST_COLUMNS = (
 
 
 @dataclass(frozen=True)
-class DemoConfig:
-    """The `demo:` section of the config; CLI flags are these names with dashes."""
-
-    out_dir: str = "results/demo"
-    seed: int = 1
-    n_subjects: int = 260
-    n_auxiliary: int = 260
-    test_per_group: int = 6
-    image_size: int = 128
-    render_scale: int = 4
-    grey_share: float = 0.15
-    signal_strength: float = 1.0
-
-    def check(self) -> None:
-        n_test = len(AFFECTED) * len(AGE_GROUPS) * self.test_per_group
-        need = n_test + len(AFFECTED) * len(AGE_GROUPS)
-        if self.test_per_group < 1:
-            raise ValueError(f"test_per_group must be at least 1, got {self.test_per_group}")
-        if self.n_subjects < need:
-            raise ValueError(
-                f"n_subjects={self.n_subjects} is too small: {n_test} test subjects "
-                f"({len(AFFECTED)} diseases x {len(AGE_GROUPS)} age groups x test_per_group={self.test_per_group}) "
-                f"plus one train subject per disease and age group need at least {need}; "
-                "raise n_subjects or lower test_per_group"
-            )
-        aux_need = len(AGE_GROUPS) * (self.test_per_group + 1)
-        if self.n_auxiliary < aux_need:
-            raise ValueError(
-                f"n_auxiliary={self.n_auxiliary} is too small: test_per_group={self.test_per_group} test images "
-                f"and one train image per age group need at least {aux_need}"
-            )
-        if self.image_size < 32 or self.render_scale < 1:
-            raise ValueError(
-                f"image_size must be >= 32 and render_scale >= 1, got {self.image_size} and {self.render_scale}"
-            )
-        if not 0.0 <= self.grey_share <= 1.0:
-            raise ValueError(f"grey_share must lie in [0, 1], got {self.grey_share}")
-        if self.signal_strength < 0:
-            raise ValueError(f"signal_strength must be >= 0, got {self.signal_strength}")
-
-
-@dataclass(frozen=True)
 class SubjectPlan:
     disease: str
     source: str
@@ -127,7 +87,7 @@ def apportion(total: int, shares: dict[str, float], minimum: int = 0) -> dict[st
     return {k: minimum + c for k, c in zip(keys, counts)}
 
 
-def plan_subjects(cfg: DemoConfig) -> list[SubjectPlan]:
+def plan_subjects(cfg: DemoOptions) -> list[SubjectPlan]:
     """Every subject's disease, source, split and first age group, in a seeded random order."""
     cohort = [
         SubjectPlan(d, "cohort", "test", a) for d in AFFECTED for a in AGE_GROUPS for _ in range(cfg.test_per_group)
@@ -173,11 +133,12 @@ def subject_id_of(plan: SubjectPlan, number: int) -> str:
     return f"{'s' if plan.source == 'cohort' else 'a'}{number:04d}"
 
 
-def make_demo_cohort(cfg: DemoConfig) -> pd.DataFrame:
-    """Render the cohort into cfg.out_dir; returns the manifest."""
+def make_demo_cohort(cfg: DemoOptions, out_dir: str | Path) -> pd.DataFrame:
+    """Render the cohort into `out_dir` (images/, cohort.tsv, landmarks.tsv, regions.npz); returns
+    the manifest."""
     cfg.check()
     log = get_logger("syndface.demo")
-    out_dir = Path(cfg.out_dir)
+    out_dir = Path(out_dir)
     plans = plan_subjects(cfg)
     jobs = []
     numbers = {"cohort": 0, "auxiliary": 0}
@@ -193,7 +154,7 @@ def make_demo_cohort(cfg: DemoConfig) -> pd.DataFrame:
     masks = RegionMaskBuilder()
     rows, marks = [], []
     for job in progress(jobs, len(jobs), "rendered", log):
-        row, points, face, baseline, effects = render_one(cfg, *job)
+        row, points, face, baseline, effects = render_one(cfg, out_dir, *job)
         masks.add(row["disease"], row["age_group"], face, baseline, effects)
         rows.append(row)
         marks.append([row["image_id"], *(round(float(v), 3) for name in FIVE_POINTS for v in points[name])])
@@ -211,7 +172,8 @@ def make_demo_cohort(cfg: DemoConfig) -> pd.DataFrame:
 
 
 def render_one(
-    cfg: DemoConfig,
+    cfg: DemoOptions,
+    out_dir: Path,
     plan: SubjectPlan,
     subject_id: str,
     image_id: str,
@@ -231,7 +193,7 @@ def render_one(
     face = make_face(identity, years, effects, smiling)
     shot = sample_shot(gen, grey)
     image, points = photograph(face, shot, cfg.image_size, cfg.render_scale)
-    path = Path(cfg.out_dir) / "images" / f"{image_id}.png"
+    path = out_dir / "images" / f"{image_id}.png"
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG")
     row = {
@@ -252,41 +214,15 @@ def render_one(
     return row, points, face, baseline, effects
 
 
-def build_parser(prog: str) -> argparse.ArgumentParser:
-    d = DemoConfig()
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    p.add_argument("--out-dir", default=d.out_dir, help="where images/, cohort.tsv, landmarks.tsv, regions.npz go")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument(
-        "--n-subjects", type=int, default=d.n_subjects, help="cohort (WS, 22q, control) subjects, test ones included"
-    )
-    p.add_argument(
-        "--n-auxiliary", type=int, default=d.n_auxiliary, help="auxiliary unaffected subjects (one image each)"
-    )
-    p.add_argument(
-        "--test-per-group",
-        type=int,
-        default=d.test_per_group,
-        help="test images per disease x age group, and per age group of the auxiliary set",
-    )
-    p.add_argument("--image-size", type=int, default=d.image_size, help="side of the raw images in pixels")
-    p.add_argument(
-        "--render-scale", type=int, default=d.render_scale, help="draw at this multiple of image-size, then shrink"
-    )
-    p.add_argument("--grey-share", type=float, default=d.grey_share, help="share of train images in grey scale")
-    p.add_argument(
-        "--signal-strength", type=float, default=d.signal_strength, help="multiplier on the planted signs (0 = none)"
-    )
-    return p
-
-
 def main(argv: list[str], prog: str = "syndface make-demo-cohort") -> int:
-    args = build_parser(prog).parse_args(argv)
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    parser.add_argument("--out-dir", required=True, help="where images/, cohort.tsv, landmarks.tsv, regions.npz go")
+    add_options_argument(parser, DemoOptions)
+    args = parser.parse_args(argv)
     try:
-        cfg = DemoConfig(**{k: getattr(args, k) for k in DemoConfig.__dataclass_fields__})
-        cfg.check()
+        args.options.check()
     except ValueError as err:
         get_logger("syndface.demo").error("%s", err)
         return 2
-    make_demo_cohort(cfg)
+    make_demo_cohort(args.options, args.out_dir)
     return 0

@@ -29,9 +29,11 @@ import pandas as pd
 import torch
 
 from syndface.gan.networks import N_DISEASES, Generator, load_network
+from syndface.gan.options import FakesOptions
 from syndface.gan.train import save_png, to_uint8
 from syndface.io import read_tsv, write_tsv
 from syndface.log import get_logger, progress
+from syndface.options import add_options_argument
 from syndface.runtime import configure, resolve_device
 from syndface.seeding import derive_seed
 from syndface.taxonomy import AFFECTED, AGE_GROUPS, BLEND_FRACTIONS, DISEASES, FAKE_TYPES
@@ -222,15 +224,14 @@ def main(argv: list[str], prog: str = "syndface generate-fakes") -> int:
         choices=FAKE_TYPES,
         help="one or more types; each goes to OUT_DIR/<type>/",
     )
-    parser.add_argument("--psi", type=float, default=0.6, help="truncation (paper 0.6)")
-    parser.add_argument("--seed", type=int, required=True)
+    add_options_argument(parser, FakesOptions)
     parser.add_argument("--out-dir", required=True, help="results/fakes/fold{k}")
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch", type=int, default=64, help="fakes rendered per forward pass")
     parser.add_argument("--num-threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args(argv)
+    opts = args.options
 
-    device = resolve_device(args.device)
+    device = resolve_device(opts.device)
     configure(device, args.num_threads)
     G, ckpt = load_network(args.network, device)
     trained_fold = ckpt.get("training", {}).get("data", {}).get("fold")
@@ -240,5 +241,5 @@ def main(argv: list[str], prog: str = "syndface generate-fakes") -> int:
         )
     folds = read_tsv(args.folds)
     for fake_type in args.fake_types:
-        generate_fakes(G, folds, args.fold, fake_type, args.psi, args.seed, Path(args.out_dir) / fake_type, args.batch)
+        generate_fakes(G, folds, args.fold, fake_type, opts.psi, opts.seed, Path(args.out_dir) / fake_type, args.batch)
     return 0

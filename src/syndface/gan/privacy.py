@@ -28,8 +28,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from syndface.gan.options import PrivacyOptions
 from syndface.io import read_tsv, write_tsv
 from syndface.log import get_logger
+from syndface.options import add_options_argument
 from syndface.seeding import rng
 
 log = get_logger("syndface.gan.privacy")
@@ -206,25 +208,18 @@ def main(argv: list[str], prog: str = "syndface privacy-audit") -> int:
     parser.add_argument(
         "--cache", required=True, help="packed cache holding the training images (any resolution; larger suits dlib)"
     )
-    parser.add_argument(
-        "--embedding",
-        choices=("dlib", "pixels"),
-        default="dlib",
-        help="dlib descriptors (with the fallback where dlib finds no face), or pixels only",
-    )
+    add_options_argument(parser, PrivacyOptions)
     parser.add_argument(
         "--fallback", choices=("pixels", "none"), default="pixels", help="embedding where dlib finds no face"
     )
-    parser.add_argument("--fallback-size", type=int, default=32)
     parser.add_argument(
         "--pixel-threshold", type=float, default=0.05, help="RMS pixel difference (0-1 scale) counted as a copy"
     )
-    parser.add_argument("--sample-per-set", type=int, default=0, help="audit this many fakes per fold x type (0 = all)")
-    parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=1, help="processes computing dlib descriptors")
     parser.add_argument("--out", required=True)
     parser.add_argument("--summary", required=True)
     args = parser.parse_args(argv)
+    opts = args.options
 
     from PIL import Image
 
@@ -232,7 +227,7 @@ def main(argv: list[str], prog: str = "syndface privacy-audit") -> int:
     from syndface.align.descriptors import file_descriptors
 
     fakes = sample_fakes(
-        pd.concat([read_tsv(p) for p in args.fakes], ignore_index=True), args.sample_per_set, args.seed
+        pd.concat([read_tsv(p) for p in args.fakes], ignore_index=True), opts.sample_per_set, opts.seed
     )
     training = pd.concat([read_tsv(p) for p in args.training_sets], ignore_index=True)
     images, index = load_cache(args.cache)
@@ -250,19 +245,19 @@ def main(argv: list[str], prog: str = "syndface privacy-audit") -> int:
     # Each training image is described once, however many folds' training sets hold it.
     ids, row_of = np.unique(training["image_id"].to_numpy(), return_inverse=True)
     train_pixels = [images[rows[i]] for i in ids]
-    use_dlib = args.embedding == "dlib"
+    use_dlib = opts.embedding == "dlib"
     use_pixels = args.fallback == "pixels" or not use_dlib
     descriptors, found = describe_arrays(train_pixels, args.workers) if use_dlib else _no_faces(len(train_pixels))
     train_emb = Embeddings(
         descriptors[row_of],
         found[row_of],
-        pixel_embedding(train_pixels, args.fallback_size)[row_of] if use_pixels else None,
+        pixel_embedding(train_pixels, opts.pixel_size)[row_of] if use_pixels else None,
     )
     descriptors, found = (
         file_descriptors(list(fakes["path"]), workers=args.workers) if use_dlib else _no_faces(len(fakes))
     )
     fake_pixels = (
-        pixel_embedding([np.asarray(Image.open(p).convert("RGB")) for p in fakes["path"]], args.fallback_size)
+        pixel_embedding([np.asarray(Image.open(p).convert("RGB")) for p in fakes["path"]], opts.pixel_size)
         if use_pixels
         else None
     )
@@ -270,12 +265,12 @@ def main(argv: list[str], prog: str = "syndface privacy-audit") -> int:
 
     summary = summarise(result)
     write_tsv(summary, args.summary)
-    pixels = f"RMS pixel difference at {args.fallback_size} px, threshold {args.pixel_threshold}"
+    pixels = f"RMS pixel difference at {opts.pixel_size} px, threshold {args.pixel_threshold}"
     header = (
         f"nearest GAN training image per fake: dlib descriptor distance (same person < {DLIB_THRESHOLD}) or, where dlib "
         f"finds no face, the {args.fallback} fallback ({pixels})"
         if use_dlib
-        else f"nearest GAN training image per fake by pixels only ({pixels}); dlib was not used (--embedding pixels)"
+        else f"nearest GAN training image per fake by pixels only ({pixels}); dlib was not used (fakes.privacy.embedding: pixels)"
     )
     write_tsv(result, args.out, header_lines=[header])
     for r in summary.itertuples():

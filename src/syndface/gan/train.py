@@ -30,8 +30,10 @@ import torch.nn.functional as F
 
 from syndface.gan.augment import AdaController, AugmentPipe
 from syndface.gan.networks import Discriminator, GanArch, Generator, label_vectors
+from syndface.gan.options import GanOptions
 from syndface.io import read_tsv, save_torch, write_tsv
 from syndface.log import format_seconds, get_logger
+from syndface.options import add_options_argument
 from syndface.runtime import configure, resolve_device
 from syndface.seeding import rng, seed_everything
 from syndface.taxonomy import AFFECTED, AGE_GROUPS, DISEASES
@@ -408,116 +410,52 @@ def main(argv: list[str], prog: str = "syndface train-gan") -> int:
     )
     parser.add_argument("--folds", required=True, help="results/folds/folds.tsv")
     parser.add_argument("--fold", type=int, required=True, help="the held-out fold k; the GAN trains on folds != k")
-    parser.add_argument("--out-dir", required=True)
-    arch_defaults = GanArch()
-    parser.add_argument("--resolution", type=int, default=arch_defaults.resolution)
     parser.add_argument(
-        "--channel-base",
-        type=int,
-        default=arch_defaults.channel_base,
-        help="channels at r px = channel_base / r (paper 16384 = TF fmap_base 8192)",
+        "--resume-ffhq", default=None, help="the official FFHQ-256 pickle (ffhq-res256-mirror-paper256-noaug.pkl)"
     )
-    parser.add_argument("--channel-max", type=int, default=arch_defaults.channel_max)
-    parser.add_argument("--z-dim", type=int, default=arch_defaults.z_dim)
-    parser.add_argument(
-        "--w-dim", type=int, default=arch_defaults.w_dim, help="also the label embedding size (split in halves)"
-    )
-    parser.add_argument("--mapping-layers", type=int, default=arch_defaults.mapping_layers)
-    parser.add_argument(
-        "--mbstd-group",
-        type=int,
-        default=arch_defaults.mbstd_group,
-        help="minibatch-std group (paper 8); must divide --batch",
-    )
-    parser.add_argument(
-        "--conv-clamp",
-        type=float,
-        default=arch_defaults.conv_clamp,
-        help="activation clamp (256 as the FFHQ source; 0 = none)",
-    )
-    o = TrainOptions()
-    parser.add_argument("--kimg", type=float, default=o.kimg, help="training length in thousands of real images shown")
-    parser.add_argument("--batch", type=int, default=o.batch)
-    parser.add_argument("--lr", type=float, default=o.lr)
-    parser.add_argument("--r1-gamma", type=float, default=o.r1_gamma)
-    parser.add_argument(
-        "--pl-weight", type=float, default=o.pl_weight, help="path-length regularisation weight (paper 2; 0 = off)"
-    )
-    parser.add_argument("--style-mixing", type=float, default=o.style_mixing)
-    parser.add_argument("--ema-kimg", type=float, default=o.ema_kimg)
-    parser.add_argument(
-        "--ema-rampup",
-        type=float,
-        default=None,
-        help="EMA ramp-up as a fraction of images seen (default none, as paper256)",
-    )
-    parser.add_argument("--ada-target", type=float, default=o.ada_target)
-    parser.add_argument(
-        "--ada-kimg",
-        type=float,
-        default=o.ada_kimg,
-        help="kimg for ADA p to move by 1 (500; the paper's FFHQ fine-tuning used 100)",
-    )
-    parser.add_argument("--oversample", type=int, default=6, help="copies of each affected image (paper 6)")
-    parser.add_argument(
-        "--unaffected-per-age", type=int, default=500, help="unaffected images sampled per age group (paper 500)"
-    )
-    parser.add_argument("--snapshot-kimg", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, default=o.seed)
-    parser.add_argument(
-        "--resume-ffhq",
-        default="none",
-        help="path of the official FFHQ-256 pickle (ffhq-res256-mirror-paper256-noaug.pkl) or none",
-    )
-    parser.add_argument("--device", default="auto")
-    parser.add_argument(
-        "--precision",
-        choices=("auto", "fp32", "bf16"),
-        default="auto",
-        help="auto = bf16 autocast on CUDA, fp32 on CPU",
-    )
+    add_options_argument(parser, GanOptions)
     parser.add_argument("--num-threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--out-dir", required=True)
     args = parser.parse_args(argv)
+    cfg = args.options
 
     from syndface.align.cache import load_cache
 
-    device = resolve_device(args.device)
+    device = resolve_device(cfg.device)
     configure(device, args.num_threads)
-    precision = ("bf16" if device.type == "cuda" else "fp32") if args.precision == "auto" else args.precision
+    precision = ("bf16" if device.type == "cuda" else "fp32") if cfg.precision == "auto" else cfg.precision
     arch = GanArch(
-        resolution=args.resolution,
-        channel_base=args.channel_base,
-        channel_max=args.channel_max,
-        z_dim=args.z_dim,
-        w_dim=args.w_dim,
-        mapping_layers=args.mapping_layers,
-        mbstd_group=args.mbstd_group,
-        conv_clamp=args.conv_clamp or None,
+        resolution=cfg.resolution,
+        channel_base=cfg.channel_base,
+        channel_max=cfg.channel_max,
+        z_dim=cfg.z_dim,
+        w_dim=cfg.w_dim,
+        mapping_layers=cfg.mapping_layers,
+        mbstd_group=cfg.mbstd_group,
     )
-    if args.batch % min(arch.mbstd_group, args.batch):
-        parser.error(f"--batch {args.batch} must be a multiple of --mbstd-group {arch.mbstd_group}")
+    if cfg.batch % min(arch.mbstd_group, cfg.batch):
+        parser.error(f"gan.batch {cfg.batch} must be a multiple of gan.mbstd_group {arch.mbstd_group}")
     opts = TrainOptions(
-        kimg=args.kimg,
-        batch=args.batch,
-        lr=args.lr,
-        r1_gamma=args.r1_gamma,
-        pl_weight=args.pl_weight,
-        style_mixing=args.style_mixing,
-        ema_kimg=args.ema_kimg,
-        ema_rampup=args.ema_rampup,
-        ada_target=args.ada_target,
-        ada_kimg=args.ada_kimg,
-        seed=args.seed,
+        kimg=cfg.kimg,
+        batch=cfg.batch,
+        lr=cfg.lr,
+        r1_gamma=cfg.r1_gamma,
+        pl_weight=cfg.pl_weight,
+        style_mixing=cfg.style_mixing,
+        ema_kimg=cfg.ema_kimg,
+        ada_target=cfg.ada_target,
+        ada_kimg=cfg.ada_kimg,
+        seed=cfg.seed,
     )
 
     images, index = load_cache(args.cache)
     if images.shape[1] != arch.resolution:
         raise SystemExit(
-            f"{args.cache} holds {images.shape[1]} px images but --resolution is {arch.resolution}; "
+            f"{args.cache} holds {images.shape[1]} px images but gan.resolution is {arch.resolution}; "
             f"point --cache at the {arch.resolution} px cache"
         )
     training_set = gan_training_set(
-        index, read_tsv(args.folds), args.fold, args.oversample, args.unaffected_per_age, args.seed
+        index, read_tsv(args.folds), args.fold, cfg.oversample, cfg.unaffected_per_age, cfg.seed
     )
     out_dir = Path(args.out_dir)
     write_tsv(
@@ -538,17 +476,17 @@ def main(argv: list[str], prog: str = "syndface train-gan") -> int:
     trainer = GanTrainer(arch, opts, pixels, items, labels, device, precision)
     data = {
         "fold": args.fold,
-        "oversample": args.oversample,
-        "unaffected_per_age": args.unaffected_per_age,
-        "resume_ffhq": Path(args.resume_ffhq).name if args.resume_ffhq != "none" else None,
+        "oversample": cfg.oversample,
+        "unaffected_per_age": cfg.unaffected_per_age,
+        "resume_ffhq": Path(args.resume_ffhq).name if args.resume_ffhq else None,
     }
     signature = run_signature(arch, opts, data, training_set)
-    if not resume_if_possible(trainer, out_dir / "checkpoint.pt", signature) and args.resume_ffhq != "none":
+    if not resume_if_possible(trainer, out_dir / "checkpoint.pt", signature) and args.resume_ffhq:
         from syndface.gan.ffhq import initialise_from_ffhq
 
         initialise_from_ffhq(trainer.G, trainer.D, trainer.G_ema, args.resume_ffhq)
         # Render the transferred network first: a wrong source config shows here, not after hours.
-        save_png(render_grid(trainer.G_ema, args.seed), out_dir / "samples" / "init.png")
+        save_png(render_grid(trainer.G_ema, cfg.seed), out_dir / "samples" / "init.png")
     log.info(
         "training on %s (%s): %d items, %s px, batch %d, %.2f kimg",
         device,
@@ -558,5 +496,5 @@ def main(argv: list[str], prog: str = "syndface train-gan") -> int:
         opts.batch,
         opts.kimg,
     )
-    train_gan(trainer, out_dir, signature, args.snapshot_kimg, args.seed)
+    train_gan(trainer, out_dir, signature, cfg.snapshot_kimg, cfg.seed)
     return 0

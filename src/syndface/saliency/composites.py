@@ -23,7 +23,9 @@ import pandas as pd
 
 from syndface.io import atomic_path, save_figure
 from syndface.log import get_logger
-from syndface.taxonomy import AGE_GROUPS, DISEASES
+from syndface.options import add_options_argument
+from syndface.saliency.options import CompositesOptions
+from syndface.taxonomy import AGE_GROUPS
 
 log = get_logger("syndface.saliency")
 
@@ -135,13 +137,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument(
         "--cache", required=True, help="the packed image cache the maps were computed on (for the mean faces)"
     )
-    p.add_argument("--diseases", nargs="+", default=["WS", "22q", "control"], choices=DISEASES)
-    p.add_argument(
-        "--outlier-perc",
-        type=float,
-        default=2.0,
-        help="percent of the largest |values| that saturate the colours (captum's outlier_perc)",
-    )
+    add_options_argument(p, CompositesOptions)
     p.add_argument("--out-dir", required=True)
     return p
 
@@ -160,12 +156,12 @@ def main(argv: list[str], prog: str = "syndface saliency-composites") -> int:
             f"the cache {args.cache} does not hold the images the maps in {args.maps_dir} were computed on; pass the same cache"
         )
     faces = np.asarray(cache[cache_rows])
-    missing = sorted(set(args.diseases) - set(index["disease"]))
+    missing = sorted(set(args.options.diseases) - set(index["disease"]))
     if missing:
         raise ValueError(
-            f"{args.maps_dir} has no maps of {', '.join(missing)}; drop them from --diseases or recompute the maps"
+            f"{args.maps_dir} has no maps of {', '.join(missing)}; drop them from saliency.diseases or recompute the maps"
         )
     out_dir = Path(args.out_dir)
-    for disease in args.diseases:
-        write_composites(maps, faces, index, disease, args.outlier_perc, out_dir)
+    for disease in args.options.diseases:
+        write_composites(maps, faces, index, disease, args.options.outlier_perc, out_dir)
     return 0

@@ -25,7 +25,9 @@ import pandas as pd
 
 from syndface.io import atomic_path, read_tsv, write_tsv
 from syndface.log import get_logger, progress
-from syndface.taxonomy import AFFECTED, DISEASES, SPLITS, disease_index
+from syndface.options import add_options_argument
+from syndface.saliency.options import OcclusionOptions
+from syndface.taxonomy import SPLITS, disease_index
 
 log = get_logger("syndface.saliency")
 
@@ -77,9 +79,9 @@ def _images_per_block(per_image_forwards: int, batch: int) -> int:
 
 
 def _fingerprint(args: argparse.Namespace, image_ids: list[str]) -> str:
-    keys = {
-        k: str(v) for k, v in vars(args).items() if k not in {"batch", "num_threads", "checkpoint_every", "out_dir"}
-    }
+    ignored = {"options", "num_threads", "checkpoint_every", "out_dir"}
+    keys = {k: str(v) for k, v in vars(args).items() if k not in ignored}
+    keys.update({k: str(v) for k, v in args.options.options().items() if k != "batch"})
     keys["models_mtime"] = [Path(m).stat().st_mtime_ns for m in args.models]
     keys["images"] = hashlib.sha256("\n".join(image_ids).encode()).hexdigest()
     return json.dumps(keys, sort_keys=True)
@@ -105,25 +107,10 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="+", required=True, help="fold models (model.pt), averaged per image")
     p.add_argument("--cache", required=True, help="packed image cache directory (images.npy + index.tsv)")
     p.add_argument("--split", default="test", choices=SPLITS)
-    p.add_argument("--diseases", nargs="+", default=list(AFFECTED), choices=DISEASES)
-    p.add_argument(
-        "--window",
-        type=int,
-        required=True,
-        help="occlusion window side in pixels (of --reference-size images if given)",
-    )
-    p.add_argument("--stride", type=int, required=True, help="occlusion stride in pixels (<= window)")
-    p.add_argument(
-        "--reference-size",
-        type=int,
-        default=None,
-        help="image size that --window/--stride are given for (the paper: 20/10 at 448); they are scaled to the cache's size",
-    )
+    add_options_argument(p, OcclusionOptions)
     p.add_argument(
         "--baseline", type=float, default=0.0, help="occluded value in normalised space (0 = ImageNet mean colour)"
     )
-    p.add_argument("--batch", type=int, default=256, help="occluded images per forward pass")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument(
         "--precision", default="auto", choices=("auto", "fp32", "bf16"), help="auto: bf16 autocast on GPU, fp32 on CPU"
     )
@@ -136,6 +123,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 def main(argv: list[str], prog: str = "syndface occlusion-maps") -> int:
     args = build_parser(prog).parse_args(argv)
+    opts = args.options
     import torch
 
     from syndface.align.cache import load_cache
@@ -143,15 +131,15 @@ def main(argv: list[str], prog: str = "syndface occlusion-maps") -> int:
     from syndface.runtime import configure, resolve_device
     from syndface.saliency.occlusion import fold_mean, occlusion_maps, prepare_model, window_bands
 
-    device = resolve_device(args.device)
+    device = resolve_device(opts.device)
     precision = args.precision if args.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
     # TF32 would make "fp32" maps differ from exact ones by ~1 % (performance-facts.md section 0).
     configure(device, args.num_threads, tf32=precision != "fp32")
 
     cache, cache_index = load_cache(args.cache)
-    chosen = select_images(cache_index, args.split, args.diseases)
+    chosen = select_images(cache_index, args.split, opts.diseases)
     size = cache.shape[1]
-    window, stride = (scaled_pixels(v, size, args.reference_size) for v in (args.window, args.stride))
+    window, stride = (scaled_pixels(v, size, opts.reference_size) for v in (opts.window, opts.stride))
     models = []
     for path in args.models:
         model, ckpt = load_classifier(path, device)
@@ -179,7 +167,7 @@ def main(argv: list[str], prog: str = "syndface occlusion-maps") -> int:
     checkpoint = out_dir / "checkpoint.npz"
     fingerprint = _fingerprint(args, chosen["image_id"].tolist())
     maps, done = _resume(checkpoint, fingerprint, (len(chosen), size, size))
-    block = _images_per_block(per_image, args.batch)
+    block = _images_per_block(per_image, opts.batch)
     starts = range(done, len(chosen), block)
     last_save = time.monotonic()
     for start in progress(starts, len(starts), "occlusion blocks", log):
@@ -192,7 +180,7 @@ def main(argv: list[str], prog: str = "syndface occlusion-maps") -> int:
             window,
             stride,
             baseline=args.baseline,
-            batch=args.batch,
+            batch=opts.batch,
             precision=precision,
             channels_last=args.channels_last,
             fixed_shape=device.type == "cuda",

@@ -27,10 +27,11 @@ import pandas as pd
 
 from syndface.io import save_figure, write_tsv
 from syndface.log import get_logger
-from syndface.saliency.embedding import EMBEDDINGS
+from syndface.options import add_options_argument
 from syndface.saliency.occlusion import positive_part
+from syndface.saliency.options import PermutationOptions
 from syndface.seeding import rng
-from syndface.taxonomy import AGE_GROUPS, DISEASES
+from syndface.taxonomy import AGE_GROUPS
 
 log = get_logger("syndface.saliency")
 
@@ -208,28 +209,19 @@ def plot_heatmap(table: pd.DataFrame, disease: str, alpha: float, subtitle: str)
 def build_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--maps-dir", required=True, help="output directory of `syndface occlusion-maps`")
-    p.add_argument("--diseases", nargs="+", default=["WS", "22q"], choices=DISEASES)
+    add_options_argument(p, PermutationOptions)
+    p.add_argument("--models", nargs="+", default=[], help="fold models (model.pt) for saliency.embedding classifier")
     p.add_argument(
-        "--embedding",
-        default="classifier",
-        choices=EMBEDDINGS,
-        help="classifier: fold models' features; imagenet: the paper's; pixels: the maps",
+        "--imagenet-weights",
+        default=None,
+        help="local weights file of saliency.imagenet_model for saliency.embedding imagenet",
     )
-    p.add_argument("--models", nargs="+", default=[], help="fold models (model.pt) for --embedding classifier")
-    p.add_argument(
-        "--imagenet-model", default="tf_efficientnet_b4.ns_jft_in1k", help="timm name for --embedding imagenet"
-    )
-    p.add_argument("--imagenet-weights", default=None, help="local weights file for --embedding imagenet")
-    p.add_argument("--permutations", type=int, default=1000, help="paper: 100; its code: 1000")
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--alpha", type=float, default=0.05, help="significance level marked in the table and figures")
     p.add_argument(
         "--scale-quantile",
         type=float,
         default=0.99,
         help="quantile of the pooled positive maps that maps are divided by",
     )
-    p.add_argument("--device", default="auto")
     p.add_argument("--embed-batch", type=int, default=64, help="mean maps per embedding forward pass")
     p.add_argument("--num-threads", type=int, default=0, help="CPU threads for torch (0 = torch's default)")
     p.add_argument("--out-dir", required=True, help="writes permutation.tsv and permutation_{disease}.png here")
@@ -238,33 +230,36 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 def main(argv: list[str], prog: str = "syndface permutation-test") -> int:
     args = build_parser(prog).parse_args(argv)
+    opts = args.options
 
     from syndface.runtime import configure, resolve_device
     from syndface.saliency.embedding import PixelEmbedder, classifier_embedder, imagenet_embedder, map_scale
     from syndface.saliency.maps import load_maps
 
     maps, index = load_maps(args.maps_dir)
-    tested = index["disease"].isin(args.diseases).to_numpy()
-    missing = sorted(set(args.diseases) - set(index["disease"][tested]))
+    tested = index["disease"].isin(opts.diseases).to_numpy()
+    missing = sorted(set(opts.diseases) - set(index["disease"][tested]))
     if missing:
         raise ValueError(
-            f"{args.maps_dir} has no maps of {', '.join(missing)}; drop them from --diseases or recompute the maps"
+            f"{args.maps_dir} has no maps of {', '.join(missing)}; drop them from saliency.diseases or recompute the maps"
         )
     positive = positive_part(np.asarray(maps, dtype=np.float32))
     scale = map_scale(positive[tested], args.scale_quantile)
-    device = resolve_device(args.device)
+    device = resolve_device(opts.device)
     configure(device, args.num_threads)
-    if args.embedding == "classifier":
+    if opts.embedding == "classifier":
         if not args.models:
-            raise ValueError("--embedding classifier needs --models (the fold models whose features embed the maps)")
+            raise ValueError(
+                "saliency.embedding classifier needs --models (the fold models whose features embed the maps)"
+            )
         embed = classifier_embedder(args.models, scale, device, args.embed_batch)
-    elif args.embedding == "pixels":
+    elif opts.embedding == "pixels":
         embed = PixelEmbedder(scale)
     else:
-        embed = imagenet_embedder(args.imagenet_model, args.imagenet_weights, scale, device, args.embed_batch)
+        embed = imagenet_embedder(opts.imagenet_model, args.imagenet_weights, scale, device, args.embed_batch)
 
-    table = run_tests(positive, index, args.diseases, embed, args.permutations, args.seed)
-    table["significant"] = table["p_value"] < args.alpha
+    table = run_tests(positive, index, opts.diseases, embed, opts.permutations, opts.seed)
+    table["significant"] = table["p_value"] < opts.alpha
     out_dir = Path(args.out_dir)
     write_tsv(
         table,
@@ -273,14 +268,14 @@ def main(argv: list[str], prog: str = "syndface permutation-test") -> int:
             f"embedding {embed.description}",
             f"maps: fold-mean occlusion maps, negatives set to 0, divided by {scale:.6g} (the {args.scale_quantile} quantile "
             "of the tested maps)"
-            + ("" if args.embedding == "pixels" else ", replicated to 3 channels, ImageNet-normalised"),
+            + ("" if opts.embedding == "pixels" else ", replicated to 3 channels, ImageNet-normalised"),
             "statistic: Euclidean distance between the embeddings of the two groups' mean maps",
-            f"{args.permutations} permutations, seed {args.seed}; rank = mean(observed > permuted) (the paper's); "
+            f"{opts.permutations} permutations, seed {opts.seed}; rank = mean(observed > permuted) (the paper's); "
             "p_value = (#(permuted >= observed) + 1) / (permutations + 1)",
             "kind null: one age group's images split at random into halves (expected not significant)",
         ],
     )
-    subtitle = f"{args.embedding} embedding, {args.permutations} permutations"
-    for disease in args.diseases:
-        save_figure(plot_heatmap(table, disease, args.alpha, subtitle), out_dir / f"permutation_{disease}.png")
+    subtitle = f"{opts.embedding} embedding, {opts.permutations} permutations"
+    for disease in opts.diseases:
+        save_figure(plot_heatmap(table, disease, opts.alpha, subtitle), out_dir / f"permutation_{disease}.png")
     return 0

@@ -23,6 +23,8 @@ import pandas as pd
 
 from syndface.io import write_tsv
 from syndface.log import get_logger
+from syndface.options import add_options_argument
+from syndface.saliency.options import TruthCheckOptions
 from syndface.taxonomy import AGE_GROUPS, DISEASES
 
 log = get_logger("syndface.saliency")
@@ -123,7 +125,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--maps-dir", required=True, help="output directory of `syndface occlusion-maps`")
     p.add_argument("--regions", required=True, help="the demo cohort's region masks (regions.npz)")
-    p.add_argument("--zoom", type=float, required=True, help="the alignment zoom the cache was built with")
+    add_options_argument(p, TruthCheckOptions)
     p.add_argument("--threshold", type=float, default=0.5, help="region = mask >= threshold x mask maximum")
     p.add_argument(
         "--blob-sigma", type=float, default=0.15, help="centred Gaussian blob's sigma as a fraction of the image size"
@@ -138,13 +140,13 @@ def main(argv: list[str], prog: str = "syndface saliency-truth-check") -> int:
     from syndface.saliency.maps import load_maps
 
     maps, index = load_maps(args.maps_dir)
-    masks = load_region_masks(args.regions, maps.shape[1], args.zoom)
+    masks = load_region_masks(args.regions, maps.shape[1], args.options.zoom)
     table = truth_table(np.asarray(maps), index, masks, args.threshold, args.blob_sigma)
     write_tsv(
         table,
         Path(args.out),
         header_lines=[
-            f"region = planted-signal mask >= {args.threshold} x its maximum (masks from {args.regions}, zoom {args.zoom})",
+            f"region = planted-signal mask >= {args.threshold} x its maximum (masks from {args.regions}, zoom {args.options.zoom})",
             "mass_inside: share of a map's positive mass in the region (region_area = a flat map's share); "
             "pointing_hit_rate: share of maps whose maximum lies in the region",
             f"*_blob: the same for a centred Gaussian blob, sigma {args.blob_sigma} x image size",

@@ -1,0 +1,30 @@
+"""Options of the clinicians stage's commands (import-survey, simulate-survey, compare-clinicians)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from syndface.options import Options, setting
+
+
+@dataclass(frozen=True)
+class ImportSurveyOptions(Options):
+    """The Qualtrics exports; the command imports the entry `--index` of the list."""
+
+    qualtrics: list[dict[str, Any]] = setting("clinicians.qualtrics")
+
+
+@dataclass(frozen=True)
+class SimulateOptions(Options):
+    raters: int = setting("clinicians.raters")
+    images_per_rater: int = setting("clinicians.images_per_rater")
+    image_spread: float = setting("clinicians.image_spread")
+    seed: int = setting("seed")
+
+
+@dataclass(frozen=True)
+class CompareOptions(Options):
+    permutations: int = setting("clinicians.permutations")
+    alternative: str = setting("clinicians.alternative")
+    seed: int = setting("seed")

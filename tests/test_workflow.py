@@ -6,7 +6,7 @@ import time
 import pandas as pd
 import pytest
 import yaml
-from conftest import DATA, REPO, run_snakemake
+from conftest import DATA, REPO, TINY_CONFIGS, run_snakemake
 
 
 def _job_counts(stdout: str) -> dict[str, int]:
@@ -129,12 +129,9 @@ def test_paper_config_plans_in_shards_quickly(tmp_path):
 
 
 @pytest.mark.slow
-def test_whole_study_runs_end_to_end_on_a_tiny_demo(tmp_path):
+def test_whole_study_runs_end_to_end_on_a_tiny_demo(tiny_run):
     """`snakemake all` on a toy-size demo: every stage runs and writes what its rules promise."""
-    configs = ["--configfile", str(REPO / "config.yaml"), str(DATA / "tiny.yaml")]
-    run = run_snakemake(["--cores", "2", *configs], tmp_path, timeout=900)
-    assert run.returncode == 0, run.stderr[-4000:]
-    results = tmp_path / "results"
+    results = tiny_run / "results"
 
     manifest = pd.read_csv(results / "cohort/manifest.tsv", sep="\t")
     report = pd.read_csv(results / "aligned/report.tsv", sep="\t", comment="#")
@@ -163,7 +160,7 @@ def test_whole_study_runs_end_to_end_on_a_tiny_demo(tmp_path):
     for name in ("permutation.tsv", "truth_check.tsv", "composites/WS.png", "permutation_22q.png"):
         assert (results / "saliency/real" / name).exists()
 
-    rerun = run_snakemake(["-n", *configs], tmp_path)
+    rerun = run_snakemake(["-n", *TINY_CONFIGS], tiny_run)
     assert "Nothing to be done" in rerun.stdout + rerun.stderr
 
 

@@ -1,0 +1,258 @@
+"""Precise reruns: after a finished run, changing one config key reruns exactly the jobs that read it.
+
+Every changeable leaf key of the config schema is perturbed in turn, and Snakemake is asked (a dry
+run against the finished tiny demo) which rules it would run. The expected map below is kept by
+hand: a key's own rules plus what consumes their outputs. A key missing from the map, or a rule
+that reruns when it should not (e.g. a classifier retrained because an evaluation setting moved),
+fails the test. The run is also shown to be relocatable: copied elsewhere with its workflow, it
+has nothing to do.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import DATA, REPO, TINY_CONFIGS, run_snakemake
+
+from syndface.options import config_schema, lookup, schema_of
+
+# Building blocks (rule sets) of the expected map, for the tiny config: variants real,
+# real+age_progression and real+blended_55, saliency on real only, a simulated survey.
+EVALUATION = {"evaluate_classifier", "make_table2", "compare_clinicians", "all"}
+PREDICTION = {"predict_classifier"} | EVALUATION
+SALIENCY = {"occlusion_maps", "saliency_composites", "permutation_test", "saliency_truth_check", "all"}
+# Every classifier retrains, the real-only one too, so its saliency maps follow.
+CLASSIFIERS = {"train_classifier"} | PREDICTION | SALIENCY
+# New fakes retrain only the fake variants' classifiers: the real model and its maps stay.
+FAKES = {"generate_fakes", "privacy_audit", "train_classifier"} | PREDICTION
+GANS = {"train_gan"} | FAKES
+ALIGNED = {"merge_aligned", "build_cache", "check_leakage", "plot_cohort_overview"} | CLASSIFIERS | GANS
+FOLDS = {"make_folds", "check_leakage"} | CLASSIFIERS | GANS
+# The manifest is a checkpoint: its alignment shards are planned only once it has rerun.
+MANIFEST = {"build_manifest", "make_folds", "simulate_survey"} | ALIGNED
+DEMO = {"make_demo_cohort"} | MANIFEST
+
+EXPECTED: dict[str, set[str]] = {
+    "seed": DEMO,
+    "device": CLASSIFIERS | GANS,
+    **{
+        f"demo.{k}": DEMO
+        for k in (
+            "n_subjects",
+            "n_auxiliary",
+            "test_per_group",
+            "image_size",
+            "render_scale",
+            "grey_share",
+            "signal_strength",
+        )
+    },  # fmt: skip
+    "cohort.inputs": MANIFEST,
+    "cohort.fairface_age_map": MANIFEST,
+    "folds.n_folds": FOLDS,
+    "folds.group_by": FOLDS,
+    **{
+        f"align.{k}": {"align_shard"} | ALIGNED
+        for k in ("size", "background", "prefer", "manual_landmarks", "upsample", "shard_size")
+    },  # fmt: skip
+    "align.zoom": {"align_shard"} | ALIGNED,  # also read by check_leakage and saliency_truth_check
+    "align.fail_on_error": ALIGNED,
+    **{f"leakage.{k}": {"check_leakage", "all"} for k in ("threshold", "fail", "max_pairs")},
+    **{
+        f"classifier.{k}": CLASSIFIERS
+        for k in (
+            "model",
+            "pretrained",
+            "dropout",
+            "msd_samples",
+            "batch_size",
+            "epochs",
+            "lr",
+            "warmup_factor",
+            "early_stop",
+            "loss_normalisation",
+            "augment",
+        )
+    },  # fmt: skip
+    **{f"classifier.class_weights.{d}": CLASSIFIERS for d in ("WS", "22q", "control", "unaffected")},
+    "classifier.image_size": {"build_cache"} | CLASSIFIERS,
+    "classifier.ensemble_threshold": PREDICTION,
+    "classifier.bootstrap": EVALUATION,
+    # Dropping a variant leaves its models alone: only the tables and the fakes' audit change.
+    "classifier.variants": {"make_table2", "compare_clinicians", "privacy_audit", "all"},
+    **{
+        f"gan.{k}": GANS
+        for k in (
+            "channel_base",
+            "channel_max",
+            "z_dim",
+            "w_dim",
+            "mapping_layers",
+            "mbstd_group",
+            "kimg",
+            "batch",
+            "lr",
+            "r1_gamma",
+            "pl_weight",
+            "style_mixing",
+            "ema_kimg",
+            "ada_target",
+            "ada_kimg",
+            "oversample",
+            "unaffected_per_age",
+            "snapshot_kimg",
+            "precision",
+            "ffhq_weights",
+        )
+    },  # fmt: skip
+    "gan.resolution": {"build_cache"} | GANS,
+    "fakes.psi": FAKES,
+    **{f"fakes.privacy.{k}": {"privacy_audit", "all"} for k in ("embedding", "pixel_size", "sample_per_set")},
+    "clinicians.surveys": {"compare_clinicians", "all"},
+    "clinicians.qualtrics": {"import_survey", "compare_clinicians", "all"},
+    **{
+        f"clinicians.{k}": {"simulate_survey", "compare_clinicians", "all"}
+        for k in ("raters", "images_per_rater", "image_spread")
+    },  # fmt: skip
+    **{f"clinicians.{k}": {"compare_clinicians", "all"} for k in ("permutations", "alternative")},
+    "saliency.variants": SALIENCY,
+    "saliency.diseases": SALIENCY,
+    **{f"saliency.{k}": SALIENCY for k in ("window", "stride", "reference_size", "batch")},
+    "saliency.outlier_perc": {"saliency_composites", "all"},
+    **{
+        f"saliency.{k}": {"permutation_test", "all"}
+        for k in ("permutations", "alpha", "embedding", "imagenet_model", "imagenet_weights")
+    },  # fmt: skip
+}
+
+# Values for keys a generic rule cannot perturb meaningfully (files are made in the run folder).
+SPECIAL = {
+    "classifier.model": "test_efficientnet_gn",
+    "gan.resolution": 64,  # 32 px is the classifier's cache already
+    "saliency.imagenet_model": "tf_efficientnet_b0",
+    "cohort.inputs": [{"format": "demo"}, {"format": "syndface", "path": "extra/cohort.tsv"}],
+    "cohort.fairface_age_map": {"0-2": "child"},
+    "classifier.variants": ["real", "real+age_progression"],
+    "saliency.variants": ["real", "real+age_progression"],
+    "saliency.diseases": ["WS", "22q"],
+    "clinicians.surveys": ["extra/survey.tsv"],
+    "clinicians.qualtrics": [
+        {"export": "extra/export.csv", "mapping": "extra/map.tsv", "survey": "WS", "rater_column": "RecipientEmail"}
+    ],
+}
+EXTRA_FILES = ("cohort.tsv", "survey.tsv", "export.csv", "map.tsv", "landmarks.tsv", "weights.bin")
+
+
+def leaf_keys(schema: dict | None = None, prefix: str = "") -> list[str]:
+    """Dotted keys of the schema's leaves (objects with named properties are walked into)."""
+    node = schema or config_schema()
+    keys = []
+    for name in node.get("properties", {}):
+        path = prefix + name
+        sub = schema_of(path)
+        if sub.get("type") == "object" and sub.get("properties"):
+            keys += leaf_keys(sub, path + ".")
+        else:
+            keys.append(path)
+    return keys
+
+
+def perturbed(path: str, value):
+    """Another valid value of key `path`."""
+    if path in SPECIAL:
+        return SPECIAL[path]
+    schema = schema_of(path)
+    if "enum" in schema:
+        allowed = schema["enum"]
+        return allowed[(allowed.index(value) + 1) % len(allowed)]
+    if isinstance(value, bool):
+        return not value
+    if value is None:  # a nullable path
+        return "extra/landmarks.tsv" if path == "align.manual_landmarks" else "extra/weights.bin"
+    if isinstance(value, int) and schema.get("type") == "integer":
+        step = schema.get("multipleOf", 1)
+        return value + step if value + step <= schema.get("maximum", float("inf")) else value - step
+    if isinstance(value, (int, float)):
+        return value / 2 if value > 0 else 0.5
+    raise AssertionError(f"no perturbation for {path} = {value!r}: add it to SPECIAL")
+
+
+def nested(path: str, value) -> dict:
+    *parents, leaf = path.split(".")
+    tree = out = {}
+    for part in parents:
+        tree = tree.setdefault(part, {})
+    tree[leaf] = value
+    return out
+
+
+def planned_rules(workdir: Path, overlay: Path) -> tuple[set[str], str]:
+    result = run_snakemake(["-n", *TINY_CONFIGS, str(overlay)], workdir)
+    output = result.stdout + result.stderr
+    if result.returncode != 0:
+        return {"<error>"}, output
+    if "Nothing to be done" in output:
+        return set(), output
+    table = output.split("Job stats:")[-1].split("\n\n")[0]
+    rules = {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+$", table, re.M)} - {"total"}
+    return rules, output
+
+
+def test_the_expected_map_covers_every_changeable_key():
+    assert sorted(EXPECTED) == sorted(leaf_keys())
+
+
+@pytest.mark.slow
+def test_changing_a_key_reruns_exactly_the_jobs_that_read_it(tiny_run, tmp_path):
+    extra = tiny_run / "extra"
+    extra.mkdir(exist_ok=True)
+    for name in EXTRA_FILES:
+        (extra / name).touch()
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    tiny = yaml.safe_load((DATA / "tiny.yaml").read_text())
+
+    def check(path: str) -> str | None:
+        try:
+            current = lookup(tiny, path)
+        except KeyError:
+            current = lookup(config, path)
+        overlay = tmp_path / f"{path}.yaml"
+        overlay.write_text(yaml.safe_dump(nested(path, perturbed(path, current))))
+        rules, output = planned_rules(tiny_run, overlay)
+        if rules != EXPECTED[path]:
+            wrong = sorted(rules - EXPECTED[path]) + [f"-{r}" for r in sorted(EXPECTED[path] - rules)]
+            return f"{path}: {', '.join(wrong)}" + (f"\n{output[-2000:]}" if "<error>" in rules else "")
+        return None
+
+    # Two dry runs at a time: the machine has two cores.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        problems = [p for p in pool.map(check, sorted(EXPECTED)) if p]
+    shutil.rmtree(extra)
+    assert not problems, "keys that rerun the wrong rules (+unexpected, -missing):\n" + "\n".join(problems)
+
+
+@pytest.mark.slow
+def test_a_finished_run_moved_elsewhere_with_its_workflow_has_nothing_to_do(tiny_run, tmp_path):
+    """No param, input or shell command holds an absolute path: move the project folder (workflow and
+    results) and Snakemake sees nothing to redo."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    project = tmp_path / "moved" / "project"
+    for name in tracked.splitlines():
+        source, target = REPO / name, project / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_symlink():
+            target.symlink_to(source.readlink())
+        elif source.is_file():
+            shutil.copy2(source, target)
+    run = tmp_path / "moved" / "run"
+    shutil.copytree(tiny_run, run, symlinks=True)
+    configs = ["--configfile", str(project / "config.yaml"), str(project / "tests/data/tiny.yaml")]
+    result = run_snakemake(["-n", *configs], run, snakefile=project / "Snakefile")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Nothing to be done" in result.stdout + result.stderr, (result.stdout + result.stderr)[-3000:]

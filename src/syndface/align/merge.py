@@ -15,26 +15,21 @@ from pathlib import Path
 import pandas as pd
 
 from syndface.align.shard import REPORT_COLUMNS
-from syndface.io import read_tsv, write_tsv
+from syndface.io import read_header_lines, read_tsv, write_tsv
 from syndface.log import get_logger
 
 log = get_logger("syndface.align")
 
-SETTINGS_PREFIX = "# settings: "
+SETTINGS_PREFIX = "settings: "
 FAILED_COLUMNS = ("image_id", "n_faces", "reason")
 
 
 def shard_settings(path: str | os.PathLike) -> str:
-    """The alignment settings a shard report records in its header."""
-    with open(path) as fh:
-        for line in fh:
-            if not line.startswith("#"):
-                break
-            if line.startswith(SETTINGS_PREFIX):
-                return line[len(SETTINGS_PREFIX) :].strip()
-    raise ValueError(
-        f"{path} has no '{SETTINGS_PREFIX.strip()}' header line: was it written by `syndface align-shard`?"
-    )
+    """The alignment settings a shard report records in its provenance lines."""
+    for line in read_header_lines(path):
+        if line.startswith(SETTINGS_PREFIX):
+            return line[len(SETTINGS_PREFIX) :].strip()
+    raise ValueError(f"{path} has no '# {SETTINGS_PREFIX.strip()}' line: was it written by `syndface align-shard`?")
 
 
 def merge_reports(shard_dirs: list[str | os.PathLike]) -> tuple[pd.DataFrame, str]:

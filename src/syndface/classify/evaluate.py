@@ -11,6 +11,10 @@
   group and over each survey's disease;
 - confusion.tsv / confusion.png: the row-normalised confusion matrix (the paper's Figure 3).
 
+Given the manifest (and alignment's failed.tsv), every table also carries `n_test` (the test
+images of the manifest) and `n_excluded` beside `n` (those evaluated), and excluded.tsv lists
+each test image that was not evaluated with the reason (see `syndface.classify.accounting`).
+
 Bootstrap intervals are percentile intervals. Resampling n images with replacement from a
 group with k correct gives Binomial(n, k / n) correct, so they are drawn as binomials: the same
 distribution as resampling indices, at no cost for the 10k unaffected test images.
@@ -24,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from syndface.classify import accounting
 from syndface.io import read_tsv, save_figure, write_tsv
 from syndface.log import get_logger
 from syndface.seeding import rng
@@ -213,17 +218,51 @@ def confusion_figure(table: pd.DataFrame, title: str):
     return fig
 
 
-def evaluate(predictions: pd.DataFrame, out_dir: str | Path, n_boot: int, seed: int, title: str) -> pd.DataFrame:
-    """Write the five evaluation outputs of one variant; returns metrics.tsv's table."""
+def evaluate(
+    predictions: pd.DataFrame,
+    out_dir: str | Path,
+    n_boot: int,
+    seed: int,
+    title: str,
+    manifest: pd.DataFrame | None = None,
+    failed: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Write the evaluation outputs of one variant; returns metrics.tsv's table.
+
+    With the manifest, the tables carry the test-set accounting and excluded.tsv is written.
+    """
     out_dir = Path(out_dir)
     header = [
         f"{title}: {len(predictions)} test images; bootstrap {n_boot} resamples, percentile 95% intervals, seed {seed}"
     ]
     metrics = class_metrics(predictions, n_boot, seed)
+    per_group = group_metrics(predictions, n_boot, seed)
+    two_way = two_way_metrics(two_way_answers(predictions), n_boot, seed)
+    if manifest is not None:
+        tests = accounting.test_images(manifest, predictions)
+        excluded = accounting.excluded_images(tests, failed)
+        metrics = accounting.with_test_counts(metrics, accounting.class_counts(tests, AVERAGE), ["class"])
+        per_group = accounting.with_test_counts(per_group, accounting.group_counts(tests), ["disease", "age_group"])
+        two_way = accounting.with_test_counts(
+            two_way, accounting.survey_counts(tests), ["survey", "disease", "age_group"]
+        )
+        header.append(
+            f"{len(predictions)} of the manifest's {len(tests)} test images evaluated, {len(excluded)} excluded "
+            "(n_test = in the manifest, n = evaluated, n_excluded = not evaluated; reasons in excluded.tsv)"
+        )
+        write_tsv(excluded, out_dir / "excluded.tsv", header_lines=[f"{title}: test images not evaluated"])
+        if len(excluded):
+            log.warning(
+                "%s: %d of %d test images were not evaluated (listed in %s)",
+                title,
+                len(excluded),
+                len(tests),
+                out_dir / "excluded.tsv",
+            )
     write_tsv(metrics, out_dir / "metrics.tsv", header_lines=header)
-    write_tsv(group_metrics(predictions, n_boot, seed), out_dir / "per_group.tsv", header_lines=header)
+    write_tsv(per_group, out_dir / "per_group.tsv", header_lines=header)
     write_tsv(
-        two_way_metrics(two_way_answers(predictions), n_boot, seed),
+        two_way,
         out_dir / "two_way.tsv",
         header_lines=header
         + ["answer = whichever of P(syndrome), P(control) is higher, over the survey's cohort test images"],

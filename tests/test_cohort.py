@@ -241,3 +241,27 @@ def test_table_level_errors_name_the_rows(tmp_path):
         build.build_manifest([{"format": "syndface", "path": str(path)}], AGE_MAP, 1, SCHEMA)
     assert "duplicate image_id(s): a1 (cohort.tsv:2, cohort.tsv:3)" in str(err.value)
     assert "subject(s) in both train and test: s1 (test: a2; train: a1)" in str(err.value)
+
+
+def test_external_tables_are_read_without_comment_parsing(tmp_path):
+    """A '#' in a name or path is data in every input format (a comment parser would cut the row)."""
+    paper = tmp_path / "paper.csv"
+    paper.write_text(
+        "name,path,label,fold,is_ext\nWS_e#1_WS2y.png,web/img #1/WS_e#1_WS2y.png,WS,5,0\n", encoding="utf-8"
+    )
+    rows, rejects = importers.import_paper_csv({"path": paper})
+    assert rejects.empty
+    assert rows[["image_id", "path", "age_group", "split"]].values.tolist() == [
+        ["WS_e_1_WS2y", "web/img #1/WS_e#1_WS2y.png", "infant", "test"]
+    ]
+    fairface = tmp_path / "fairface.csv"
+    fairface.write_text("file,age,gender,race,service_test\ntrain/1#2.jpg,3-9,Male,White,True\n")
+    rows, _ = importers.import_fairface({"path": fairface}, AGE_MAP, seed=1)
+    assert rows[["image_id", "path", "race"]].values.tolist() == [["fairface_train_1_2", "train/1#2.jpg", "White"]]
+    own = tmp_path / "own.tsv"
+    own.write_text(
+        "# exported 2024\nimage_id\tpath\tdisease\tage_group\tsource\tsubject_id\tsplit\n"
+        "a1\timg/a#1.png\tWS\tchild\tcohort\t#7\ttrain\n"
+    )
+    manifest, _ = build.build_manifest([{"format": "syndface", "path": str(own)}], AGE_MAP, 1, SCHEMA)
+    assert manifest[["path", "subject_id", "split"]].values.tolist() == [["img/a#1.png", "#7", "train"]]

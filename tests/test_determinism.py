@@ -1,5 +1,7 @@
 """Same machine, same seed, same bytes: two runs of a tiny chain (classifier training, prediction,
-evaluation; GAN training and fakes) on the CPU write byte-identical files.
+evaluation, Table 2; GAN training and fakes) on the CPU write byte-identical files. The second run
+is another process with its own working directory and PYTHONHASHSEED, as two workflow runs are:
+process ids, set orders and clocks differ between them.
 
 The one exception, pinned here so a new one cannot slip in: each classifier's history.tsv (and
 checkpoint.pt, kept here to show it) holds the wall-clock seconds per epoch; everything else in
@@ -8,6 +10,9 @@ them is identical too.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -51,6 +56,13 @@ def gan_chain(out: Path) -> None:
         fakes.generate_fakes(G, folds, 0, fake_type, 0.6, 1, out / "fakes" / fake_type)
 
 
+def run_chains(cache: str) -> None:
+    """One run, in the current directory (the entry point of the subprocesses)."""
+    torch.set_num_threads(1)
+    classifier_chain(Path(cache), Path("results"))
+    gan_chain(Path("results"))
+
+
 def files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
@@ -58,11 +70,14 @@ def files(root: Path) -> dict[str, bytes]:
 def test_two_runs_write_the_same_bytes(tmp_path, monkeypatch):
     cache = write_classifier_cache(tmp_path / "cache")
     for run in ("a", "b"):
-        # Each run in its own working directory with relative output paths, as a workflow run is.
         (tmp_path / run).mkdir()
-        monkeypatch.chdir(tmp_path / run)
-        classifier_chain(cache, Path("results"))
-        gan_chain(Path("results"))
+    monkeypatch.chdir(tmp_path / "a")
+    run_chains(str(cache))
+    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_determinism as t; t.run_chains(sys.argv[1])"
+    # Another string hashing than this process's (random here unless PYTHONHASHSEED is set).
+    other_hash_seed = "2" if os.environ.get("PYTHONHASHSEED") == "1" else "1"
+    env = {**os.environ, "PYTHONHASHSEED": other_hash_seed}
+    subprocess.run([sys.executable, "-c", code, str(cache)], cwd=tmp_path / "b", env=env, check=True)
     a, b = files(tmp_path / "a" / "results"), files(tmp_path / "b" / "results")
     assert a.keys() == b.keys()
     kinds = {Path(name).suffix for name in a}

@@ -184,7 +184,8 @@ def import_paper_csv(spec: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
         if is_ext not in (0, 1):
             reject(f"is_ext must be 0 or 1, got {is_ext}")
             continue
-        image_id = PurePosixPath(name).stem
+        # The file name's stem, made file-name safe (web names carry '#', spaces, ...); the paper's own are.
+        image_id = re.sub(r"[^A-Za-z0-9._+-]+", "_", PurePosixPath(name).stem).lstrip("._+-")
         row = {
             "image_id": image_id,
             "path": resolve_path(rec["path"], spec.get("image_root"), spec.get("strip_prefix")),

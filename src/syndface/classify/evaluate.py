@@ -23,6 +23,7 @@ distribution as resampling indices, at no cost for the 10k unaffected test image
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -77,8 +78,11 @@ def bootstrap_accuracy(n: np.ndarray, correct: np.ndarray, n_boot: int, gen: np.
 
 
 def interval(samples: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval per column; NaN for a group without an evaluated image (all excluded)."""
     tail = (1 - level) / 2 * 100
-    return np.nanpercentile(samples, tail, axis=0), np.nanpercentile(samples, 100 - tail, axis=0)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
+        return np.nanpercentile(samples, tail, axis=0), np.nanpercentile(samples, 100 - tail, axis=0)
 
 
 def labels_and_predictions(predictions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

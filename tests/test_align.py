@@ -12,7 +12,7 @@ from skimage import data
 
 from syndface.align import merge, shard
 from syndface.align.geometry import FIVE_POINTS, LANDMARK_COLUMNS, quad_to_affine, source_to_output
-from syndface.align.landmarks import detect_largest_face, dlib_shape, points_to_columns, read_manual_landmarks
+from syndface.align.landmarks import dlib_shape, find_face, points_to_columns, read_manual_landmarks
 from syndface.align.load import ImageLoadError, load_rgb
 from syndface.align.models import face_detector
 from syndface.align.options import AlignOptions
@@ -133,15 +133,18 @@ def test_dlib_first_falls_back_to_manual_landmarks_and_says_so(tmp_path):
     assert (fields["status"], fields["method"], fields["n_faces"]) == ("ok", "manual", 0)
     fields, aligned = align_image(path, None, options)
     assert aligned is None and fields["status"] == "failed"
-    assert fields["reason"] == "dlib found no face (upsample 1); no manual landmarks"
+    assert fields["reason"] == "dlib found no face (upsample 1: none; upsample 2: none); no manual landmarks"
+    fields, _ = align_image(path, None, AlignOptions(size=64, prefer="dlib", max_upsample=1))
+    assert fields["reason"] == "dlib found no face (upsample 1: none); no manual landmarks"
 
 
 def test_astronaut_through_dlib_lands_eyes_on_their_canonical_positions():
     """The acceptance test: re-detected eyes sit where the FFHQ frame puts them, level and centred."""
     size = 256
     image = data.astronaut()
-    points, n_faces = detect_largest_face(image)
-    assert n_faces >= 1
+    search = find_face(image)
+    points = search.points
+    assert search.n_faces >= 1 and search.upsample == 1
     aligned = render_aligned(image, points, size, zoom=1.0, background="pad")
     quad = face_quad(points, 1.0)
     expected = source_to_output(np.stack([points["eye_left"], points["eye_right"]]), quad, size)
@@ -159,7 +162,7 @@ def test_astronaut_through_dlib_lands_eyes_on_their_canonical_positions():
 def test_a_larger_photo_of_the_same_face_gives_the_same_crop():
     """The shrink-first path (crop square 15x the output) agrees with direct supersampling."""
     photo = data.astronaut()
-    points, _ = detect_largest_face(photo)
+    points = find_face(photo).points
     larger = np.asarray(Image.fromarray(photo).resize((2048, 2048), Image.BICUBIC))
     small = render_aligned(photo, points, 64, zoom=1.108, background="pad")
     large = render_aligned(larger, {k: 4 * v for k, v in points.items()}, 64, zoom=1.108, background="pad")

@@ -14,7 +14,7 @@ from skimage import data
 
 from syndface.align import leakage
 from syndface.align.descriptors import face_descriptors
-from syndface.align.landmarks import detect_largest_face, read_manual_landmarks
+from syndface.align.landmarks import find_face, read_manual_landmarks
 from syndface.align.leakage import TEST_GROUP, leakage_pairs, separability_verdict, subject_separability
 from syndface.align.load import load_rgb
 from syndface.align.options import AlignOptions
@@ -90,7 +90,7 @@ def test_subject_separability_equals_brute_force(planted_vectors):
 
 def aligned_astronaut() -> np.ndarray:
     image = data.astronaut()
-    points, _ = detect_largest_face(image)
+    points = find_face(image).points
     return render_aligned(image, points, SIZE, ZOOM)
 
 

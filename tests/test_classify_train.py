@@ -2,71 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from conftest import options
 from PIL import Image
+from tiny import SIZE, write_classifier_cache
+from tiny import classifier_config as config
 
 from syndface.classify import evaluate, predict, table2
 from syndface.classify.data import load_fold_data
 from syndface.classify.model import load_classifier
-from syndface.classify.train import CHECKPOINT_FILE, TrainConfig, batches, train_classifier
+from syndface.classify.train import CHECKPOINT_FILE, batches, train_classifier
 from syndface.io import read_tsv, write_tsv
-from syndface.taxonomy import AGE_GROUPS, DISEASES
-
-SIZE = 32
+from syndface.taxonomy import DISEASES
 
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
-    """A 32 px cache: 14 images per class (a class-specific bright quadrant on noise), 2 per class in
-    the test split, the rest in 3 folds; unaffected images are auxiliary."""
-    root = tmp_path_factory.mktemp("cache")
-    gen = np.random.default_rng(0)
-    images, rows = [], []
-    for c, disease in enumerate(DISEASES):
-        for j in range(14):
-            image = gen.integers(40, 200, (SIZE, SIZE, 3), dtype=np.uint8)
-            y, x = (c // 2) * SIZE // 2, (c % 2) * SIZE // 2
-            image[y : y + SIZE // 2, x : x + SIZE // 2] = 240
-            images.append(image)
-            rows.append(
-                {
-                    "image_id": f"{disease}{j:02d}",
-                    "disease": disease,
-                    "age_group": AGE_GROUPS[j % 5],
-                    "source": "auxiliary" if disease == "unaffected" else "cohort",
-                    "subject_id": f"s{disease}{j}",
-                    "split": "test" if j < 2 else "train",
-                }
-            )
-    index = pd.DataFrame(rows)
-    index.insert(0, "row", np.arange(len(index)))
-    np.save(root / "images.npy", np.stack(images))
-    write_tsv(index, root / "index.tsv")
-    folds = index[index["split"] == "train"].copy()
-    folds["fold"] = np.arange(len(folds)) % 3
-    write_tsv(folds[["image_id", "subject_id", "disease", "age_group", "source", "fold"]], root / "folds.tsv")
-    return root
-
-
-def config(cache, fold=0, **kw) -> TrainConfig:
-    base = dict(
-        cache=str(cache),
-        folds=str(cache / "folds.tsv"),
-        fold=fold,
-        model="test_efficientnet",
-        image_size=SIZE,
-        batch_size=8,
-        epochs=3,
-        lr=1e-3,
-        augment="paper",
-        msd_samples=2,
-        seed=3,
-    )
-    return TrainConfig(**{**base, **kw})
+    return write_classifier_cache(tmp_path_factory.mktemp("cache"))
 
 
 def test_fold_split_trains_on_other_folds_and_validates_on_real_fold_images(cache):
@@ -125,6 +82,22 @@ def test_resume_after_kill_ends_with_the_same_weights(cache, tmp_path):
     # Another configuration must not resume this run's checkpoint.
     with pytest.raises(ValueError, match="differs in: lr"):
         train_classifier(config(cache, lr=5e-4), tmp_path / "killed")
+
+
+def test_model_and_checkpoint_record_version_and_precision_and_refuse_another_version(cache, tmp_path, monkeypatch):
+    from syndface import __version__
+    from syndface.classify import train
+
+    cfg = config(cache, epochs=2)
+    train_classifier(cfg, tmp_path, stop_after_epochs=1)
+    ckpt = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=True)
+    model = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert ckpt["syndface_version"] == model["syndface_version"] == __version__
+    assert ckpt["precision"] == model["precision"] == "fp32"
+    assert model["train_config"] == ckpt["config"] == dataclasses.asdict(cfg)
+    monkeypatch.setattr(train, "__version__", "9.9.9")
+    with pytest.raises(ValueError, match=r"differs in: syndface_version \(.* there, 9\.9\.9 here\)"):
+        train_classifier(cfg, tmp_path)
 
 
 def write_fakes(root, fold: int, n: int = 6) -> str:

@@ -7,7 +7,7 @@ from conftest import DATA
 from syndface.cohort import build, importers
 from syndface.cohort.manifest import ManifestError, load_schema, validate_manifest
 from syndface.cohort.options import ManifestOptions
-from syndface.io import read_tsv
+from syndface.io import read_tsv, write_tsv
 
 SCHEMA = load_schema()
 AGE_MAP = ManifestOptions().fairface_age_map
@@ -161,3 +161,104 @@ def test_duplicate_ids_across_inputs_stop_the_build(tmp_path):
         build.build_manifest(
             [{"format": "syndface", "path": one}, {"format": "syndface", "path": two}], AGE_MAP, 1, SCHEMA
         )
+
+
+def test_paper_labels_with_the_age_group_appended_import(tmp_path):
+    """The paper's "Split" labels (label + age token) import; a label that contradicts the file name does not."""
+    csv = tmp_path / "split.csv"
+    csv.write_text(
+        "name,path,label,fold,is_ext\n"
+        "WS_late3_WSolderadult.png,x/WS_late3_WSolderadult.png,WSolderadult,0,0\n"
+        "22q11DS_late188_22q11DS2y.png,x/22q11DS_late188_22q11DS2y.png,22q11DS2y,5,0\n"
+        "Controls_e1_Controlsyoungchid.png,x/Controls_e1_Controlsyoungchid.png,Controlsyoungchild,1,0\n"
+        "33790_01_Normal2y.png,x/33790_01_Normal2y.png,Normal<2y,2,1\n"
+        "noage.png,x/noage.png,WSadolecence,3,0\n"
+        "WS_late4_WSyoungadult.png,x/WS_late4_WSyoungadult.png,WSolderadult,0,0\n"
+        "WS_late5_WSteen.png,x/WS_late5_WSteen.png,WSteen,0,0\n"
+    )
+    rows, rejects = importers.import_paper_csv({"path": csv})
+    assert rows["disease"].tolist() == ["WS", "22q", "control", "unaffected", "WS"]
+    assert rows["age_group"].tolist() == ["older_adult", "infant", "child", "infant", "adolescent"]
+    assert rejects["line"].tolist() == [7, 8]
+    assert "says older_adult but the file name says young_adult" in rejects["reason"].iloc[0]
+    assert "unknown label 'WSteen'" in rejects["reason"].iloc[1] and "e.g. WSolderadult" in rejects["reason"].iloc[1]
+
+
+def test_an_input_whose_every_row_is_rejected_is_a_clear_error(tmp_path):
+    paper = tmp_path / "paper.csv"
+    paper.write_text(
+        "name,path,label,fold,is_ext\na.png,x/a.png,Williams,0,0\nb.png,x/b.png,Williams,0,0\nc.png,x/c.png,22q,1,0\n"
+    )
+    with pytest.raises(ManifestError) as err:
+        build.build_manifest([{"format": "paper_csv", "path": str(paper)}], AGE_MAP, 1, SCHEMA)
+    message = str(err.value)
+    assert "no rows left from" in message and "all 3 were rejected" in message
+    assert "2 x unknown label 'Williams'" in message and "1 x unknown label '22q'" in message
+    # A good input beside it does not hide the problem.
+    good = _tsv(tmp_path, [ROW])
+    with pytest.raises(ManifestError, match="no rows left from .*paper.csv"):
+        build.build_manifest(
+            [{"format": "syndface", "path": good}, {"format": "paper_csv", "path": str(paper)}], AGE_MAP, 1, SCHEMA
+        )
+    header_only = tmp_path / "empty.csv"
+    header_only.write_text("name,path,label,fold,is_ext\n")
+    with pytest.raises(ManifestError, match="has no data rows"):
+        build.build_manifest([{"format": "paper_csv", "path": str(header_only)}], AGE_MAP, 1, SCHEMA)
+
+
+def test_syndface_rows_outside_the_schema_are_rejected_with_what_to_write(tmp_path):
+    rows = [
+        ROW,
+        {**ROW, "image_id": "b", "subject_id": "s2", "disease": "Williams"},
+        {**ROW, "image_id": "c", "subject_id": "s3", "age_group": "teen"},
+        {**ROW, "image_id": "d", "subject_id": "s4", "disease": "WSolderadult"},
+        {**ROW, "image_id": "e", "subject_id": "s5", "disease": "22q11DS", "age_group": "youngchild"},
+        {**ROW, "image_id": "f#1", "subject_id": "s6"},
+        {**ROW, "image_id": "g", "subject_id": "s7", "split": ""},
+    ]
+    path = tmp_path / "cohort.tsv"
+    write_tsv(pd.DataFrame(rows), path, header_lines=["exported by hand"])
+    manifest, rejects = build.build_manifest([{"format": "syndface", "path": str(path)}], AGE_MAP, 1, SCHEMA)
+    assert manifest["image_id"].tolist() == ["a1"] and "_line" not in manifest.columns
+    assert rejects["name"].tolist() == ["b", "c", "d", "e", "f#1", "g"]
+    assert rejects["line"].tolist() == [4, 5, 6, 7, 8, 9]  # one provenance line, the header, then the data
+    reasons = dict(zip(rejects["name"], rejects["reason"]))
+    assert reasons["b"] == "unknown disease 'Williams' (expected one of WS, 22q, control, unaffected)"
+    assert "expected one of infant, child, adolescent, young_adult, older_adult" in reasons["c"]
+    assert "write disease WS and age_group older_adult" in reasons["d"]
+    assert "write 22q" in reasons["e"] and "write child" in reasons["e"]
+    assert "image_id 'f#1' does not match" in reasons["f#1"]
+    assert reasons["g"] == "empty split"
+
+
+def test_table_level_errors_name_the_rows(tmp_path):
+    rows = [ROW, {**ROW, "subject_id": "s2"}, {**ROW, "image_id": "a2", "split": "test"}]
+    path = _tsv(tmp_path, rows)
+    with pytest.raises(ManifestError) as err:
+        build.build_manifest([{"format": "syndface", "path": str(path)}], AGE_MAP, 1, SCHEMA)
+    assert "duplicate image_id(s): a1 (cohort.tsv:2, cohort.tsv:3)" in str(err.value)
+    assert "subject(s) in both train and test: s1 (test: a2; train: a1)" in str(err.value)
+
+
+def test_external_tables_are_read_without_comment_parsing(tmp_path):
+    """A '#' in a name or path is data in every input format (a comment parser would cut the row)."""
+    paper = tmp_path / "paper.csv"
+    paper.write_text(
+        "name,path,label,fold,is_ext\nWS_e#1_WS2y.png,web/img #1/WS_e#1_WS2y.png,WS,5,0\n", encoding="utf-8"
+    )
+    rows, rejects = importers.import_paper_csv({"path": paper})
+    assert rejects.empty
+    assert rows[["image_id", "path", "age_group", "split"]].values.tolist() == [
+        ["WS_e_1_WS2y", "web/img #1/WS_e#1_WS2y.png", "infant", "test"]
+    ]
+    fairface = tmp_path / "fairface.csv"
+    fairface.write_text("file,age,gender,race,service_test\ntrain/1#2.jpg,3-9,Male,White,True\n")
+    rows, _ = importers.import_fairface({"path": fairface}, AGE_MAP, seed=1)
+    assert rows[["image_id", "path", "race"]].values.tolist() == [["fairface_train_1_2", "train/1#2.jpg", "White"]]
+    own = tmp_path / "own.tsv"
+    own.write_text(
+        "# exported 2024\nimage_id\tpath\tdisease\tage_group\tsource\tsubject_id\tsplit\n"
+        "a1\timg/a#1.png\tWS\tchild\tcohort\t#7\ttrain\n"
+    )
+    manifest, _ = build.build_manifest([{"format": "syndface", "path": str(own)}], AGE_MAP, 1, SCHEMA)
+    assert manifest[["path", "subject_id", "split"]].values.tolist() == [["img/a#1.png", "#7", "train"]]

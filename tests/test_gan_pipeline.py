@@ -10,49 +10,18 @@ import pandas as pd
 import pytest
 import torch
 from conftest import options
+from tiny import ARCH, cache_index, make_folds, tiny_trainer, write_cache
 
 from syndface.gan import fakes, privacy, train
-from syndface.gan.networks import GanArch, Generator, load_network
+from syndface.gan.networks import Generator, load_network
 from syndface.io import read_tsv, write_tsv
 from syndface.seeding import seed_everything
 from syndface.taxonomy import AFFECTED, AGE_GROUPS, DISEASES, FAKE_TYPES
-
-ARCH = GanArch(resolution=8, channel_base=64, channel_max=8, z_dim=8, w_dim=8, mapping_layers=2, mbstd_group=2)
-N_FOLDS = 3
-
-
-def make_folds() -> pd.DataFrame:
-    """Per fold: 2 images per affected disease x age, 3 unaffected per age (WS infant of fold 2 only 1)."""
-    rows = []
-    for fold in range(N_FOLDS):
-        for disease in DISEASES:
-            for age in AGE_GROUPS:
-                n = 3 if disease == "unaffected" else (1 if (disease, age, fold) == ("WS", "infant", 2) else 2)
-                for i in range(n):
-                    image_id = f"{disease}-{age}-f{fold}-{i}"
-                    rows.append(
-                        {
-                            "image_id": image_id,
-                            "subject_id": image_id,
-                            "disease": disease,
-                            "age_group": age,
-                            "source": "auxiliary" if disease == "unaffected" else "cohort",
-                            "fold": fold,
-                        }
-                    )
-    return pd.DataFrame(rows)
 
 
 @pytest.fixture
 def folds() -> pd.DataFrame:
     return make_folds()
-
-
-def cache_index(folds: pd.DataFrame, drop: tuple[str, ...] = ()) -> pd.DataFrame:
-    index = folds[~folds["image_id"].isin(drop)].reset_index(drop=True)
-    return index.assign(row=np.arange(len(index)), split="train")[
-        ["row", "image_id", "disease", "age_group", "source", "subject_id", "split"]
-    ]
 
 
 def test_training_set_excludes_the_held_out_fold_and_oversamples(folds):
@@ -73,27 +42,6 @@ def test_training_set_excludes_the_held_out_fold_and_oversamples(folds):
     assert (everyone["disease"] == "unaffected").sum() == 2 * 3 * len(AGE_GROUPS)
     with pytest.raises(ValueError, match="fold 7 is not in the folds table"):
         train.gan_training_set(index, folds, 7, 6, 4, seed=1)
-
-
-def tiny_trainer(folds: pd.DataFrame, kimg: float, lr: float = 0.002) -> tuple[train.GanTrainer, dict]:
-    index = cache_index(folds)
-    images = np.random.default_rng(0).integers(0, 256, (len(index), 8, 8, 3), dtype=np.uint8)
-    ts = train.gan_training_set(index, folds, fold=0, oversample=2, unaffected_per_age=2, seed=1)
-    # ADA target -1: p jumps to 1 at the first adjustment, so every step after it augments.
-    opts = train.TrainOptions(
-        kimg=kimg,
-        batch=4,
-        lr=lr,
-        ema_kimg=0.01,
-        ada_target=-1.0,
-        ada_kimg=0.002,
-        ada_interval=1,
-        g_reg_interval=2,
-        d_reg_interval=2,
-        seed=5,
-    )
-    trainer = train.GanTrainer(ARCH, opts, *train.training_tensors(images, ts), torch.device("cpu"))
-    return trainer, train.run_signature(ARCH, opts, {"fold": 0}, ts)
 
 
 def test_resume_equals_uninterrupted_training(tmp_path, folds):
@@ -124,11 +72,45 @@ def test_checkpoint_of_other_settings_is_refused(tmp_path, folds):
         train.resume_if_possible(other, tmp_path / "checkpoint.pt", other_signature)
 
 
-def write_cache(folds: pd.DataFrame, directory: Path) -> None:
-    index = cache_index(folds)
-    directory.mkdir(parents=True)
-    np.save(directory / "images.npy", np.random.default_rng(0).integers(0, 256, (len(index), 8, 8, 3), dtype=np.uint8))
-    write_tsv(index, directory / "index.tsv")
+def test_a_kill_between_snapshots_resumes_from_the_last_one_to_the_same_weights(tmp_path, folds):
+    """5 steps, snapshots after steps 2 and 4; the kill comes after step 3, whose work is lost and redone."""
+    whole, signature = tiny_trainer(folds, kimg=0.020)
+    assert train.train_gan(whole, tmp_path / "whole", signature, snapshot_kimg=0.008, grid_seed=1)
+    killed, signature = tiny_trainer(folds, kimg=0.020)
+    assert not train.train_gan(killed, tmp_path / "killed", signature, 0.008, 1, stop_after_steps=3)
+    assert killed.nimg == 12 and not (tmp_path / "killed" / "network.pt").exists()
+    rerun, signature = tiny_trainer(folds, kimg=0.020)  # a new process: fresh networks and generators
+    assert train.resume_if_possible(rerun, tmp_path / "killed" / "checkpoint.pt", signature)
+    assert rerun.nimg == 8
+    assert train.train_gan(rerun, tmp_path / "killed", signature, snapshot_kimg=0.008, grid_seed=1)
+    a = torch.load(tmp_path / "whole" / "network.pt", weights_only=True)
+    b = torch.load(tmp_path / "killed" / "network.pt", weights_only=True)
+    assert a["training"]["steps"] == b["training"]["steps"] == 5
+    for net in ("G", "G_ema", "D"):
+        for name, tensor in a[net].items():
+            assert torch.equal(tensor, b[net][name]), f"{net}.{name}"
+    for grid in sorted((tmp_path / "whole" / "samples").glob("*.png")):
+        assert grid.read_bytes() == (tmp_path / "killed" / "samples" / grid.name).read_bytes(), grid.name
+
+
+def test_network_and_checkpoint_record_version_and_precision_and_refuse_others(tmp_path, folds, monkeypatch):
+    trainer, signature = tiny_trainer(folds, kimg=0.004)
+    train.train_gan(trainer, tmp_path, signature, snapshot_kimg=0.004, grid_seed=1)
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    network = torch.load(tmp_path / "network.pt", weights_only=True)
+    from syndface import __version__
+
+    assert saved["syndface_version"] == network["training"]["syndface_version"] == __version__
+    assert saved["precision"] == network["training"]["precision"] == "fp32"
+    assert network["training"]["options"] == signature["options"]
+    other, signature = tiny_trainer(folds, kimg=0.008)
+    other.precision = "bf16"
+    with pytest.raises(RuntimeError, match="precision: fp32 there, bf16 here"):
+        train.resume_if_possible(other, tmp_path / "checkpoint.pt", signature)
+    monkeypatch.setattr(train, "__version__", "9.9.9")
+    other, signature = tiny_trainer(folds, kimg=0.008)
+    with pytest.raises(RuntimeError, match=r"syndface_version: .* there, 9\.9\.9 here"):
+        train.resume_if_possible(other, tmp_path / "checkpoint.pt", signature)
 
 
 def test_commands_train_a_gan_and_write_every_fake_type(tmp_path, folds):

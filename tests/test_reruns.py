@@ -59,10 +59,11 @@ EXPECTED: dict[str, set[str]] = {
     "folds.group_by": FOLDS,
     **{
         f"align.{k}": {"align_shard"} | ALIGNED
-        for k in ("size", "background", "prefer", "manual_landmarks", "upsample", "shard_size")
+        for k in ("size", "background", "prefer", "manual_landmarks", "upsample", "max_upsample", "shard_size")
     },  # fmt: skip
     "align.zoom": {"align_shard"} | ALIGNED,  # also read by check_leakage and saliency_truth_check
     "align.fail_on_error": ALIGNED,
+    "align.fail_on_test_error": ALIGNED,
     **{f"leakage.{k}": {"check_leakage", "all"} for k in ("threshold", "fail", "max_pairs")},
     **{
         f"classifier.{k}": CLASSIFIERS

@@ -8,6 +8,8 @@ import pytest
 import yaml
 from conftest import DATA, REPO, TINY_CONFIGS, run_snakemake
 
+from syndface.io import read_tsv
+
 
 def _job_counts(stdout: str) -> dict[str, int]:
     """Parse Snakemake's 'Job stats' table."""
@@ -113,7 +115,7 @@ def test_paper_config_plans_in_shards_quickly(tmp_path):
     configs = ["--configfile", str(REPO / "config.yaml"), str(REPO / "config/paper.yaml")]
     built = run_snakemake(["results/cohort/manifest.tsv", "--cores", "1", *configs], tmp_path)
     assert built.returncode == 0, built.stderr
-    manifest = pd.read_csv(tmp_path / "results/cohort/manifest.tsv", sep="\t")
+    manifest = read_tsv(tmp_path / "results/cohort/manifest.tsv")
     assert len(manifest) == n_images
     assert manifest.groupby("source").size().to_dict() == {"auxiliary": 62_088, "cohort": 1_894}
 
@@ -133,29 +135,32 @@ def test_whole_study_runs_end_to_end_on_a_tiny_demo(tiny_run):
     """`snakemake all` on a toy-size demo: every stage runs and writes what its rules promise."""
     results = tiny_run / "results"
 
-    manifest = pd.read_csv(results / "cohort/manifest.tsv", sep="\t")
-    report = pd.read_csv(results / "aligned/report.tsv", sep="\t", comment="#")
+    manifest = read_tsv(results / "cohort/manifest.tsv")
+    report = read_tsv(results / "aligned/report.tsv")
     assert set(report["image_id"]) == set(manifest["image_id"]) and (report["method"] == "manual").all()
     assert len(list((results / "aligned/shards").iterdir())) == -(-len(manifest) // 80)
     assert (results / "cohort/overview.png").stat().st_size > 0
     assert (results / "folds/leakage.tsv").exists()
 
-    table2 = pd.read_csv(results / "table2.tsv", sep="\t", comment="#").set_index("class")
+    table2 = read_tsv(results / "table2.tsv").set_index("class")
     assert list(table2.index) == ["WS", "22q", "control", "unaffected", "average"]
-    assert [c for c in table2.columns if "_ci_" not in c] == ["real", "+age_progression", "+blended_55"]
+    assert [c for c in table2.columns if "_ci_" not in c] == [
+        "n_test", "n_evaluated", "n_excluded", "real", "+age_progression", "+blended_55"
+    ]  # fmt: skip
+    assert (table2["n_excluded"] == 0).all() and table2.loc["average", "n_test"] == (manifest["split"] == "test").sum()
     assert table2.loc["average", "real"] == pytest.approx(
         table2.loc[["WS", "22q", "control", "unaffected"], "real"].mean()
     )
 
     for variant in ("real", "real+age_progression", "real+blended_55"):
         assert (results / f"evaluation/{variant}/confusion.png").exists()
-        predictions = pd.read_csv(results / f"predictions/{variant}/test.tsv", sep="\t", comment="#")
+        predictions = read_tsv(results / f"predictions/{variant}/test.tsv")
         assert len(predictions) == (manifest["split"] == "test").sum()
-    fakes = pd.read_csv(results / "fakes/fold0/blended_55/manifest.tsv", sep="\t", comment="#")
+    fakes = read_tsv(results / "fakes/fold0/blended_55/manifest.tsv")
     assert set(fakes[["label_WS", "label_22q", "label_control", "label_unaffected"]].max(axis=1)) == {0.55}
     assert (results / "fakes/privacy.tsv").exists()
 
-    table1 = pd.read_csv(results / "table1.tsv", sep="\t", comment="#")
+    table1 = read_tsv(results / "table1.tsv")
     assert len(table1) == 20 and "SIMULATED" in (results / "table1.tsv").read_text()
     for name in ("permutation.tsv", "truth_check.tsv", "composites/WS.png", "permutation_22q.png"):
         assert (results / "saliency/real" / name).exists()

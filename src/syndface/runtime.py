@@ -35,6 +35,11 @@ class Precision:
         gpu = device.type == "cuda"
         return cls(autocast=gpu, channels_last=gpu)
 
+    @property
+    def name(self) -> str:
+        """The arithmetic the weights are trained in: `bf16` (autocast) or `fp32`."""
+        return "bf16" if self.autocast else "fp32"
+
     def autocast_context(self, device: torch.device) -> contextlib.AbstractContextManager:
         return torch.autocast(device.type, dtype=torch.bfloat16) if self.autocast else contextlib.nullcontext()
 

@@ -48,12 +48,15 @@ rule predict_classifier:
 
 rule evaluate_classifier:
     input:
-        "results/predictions/{variant}/test.tsv",
+        predictions="results/predictions/{variant}/test.tsv",
+        manifest="results/cohort/manifest.tsv",
+        failed="results/aligned/failed.tsv",
     output:
         metrics="results/evaluation/{variant}/metrics.tsv",
         per_group="results/evaluation/{variant}/per_group.tsv",
         two_way="results/evaluation/{variant}/two_way.tsv",
         confusion="results/evaluation/{variant}/confusion.tsv",
+        excluded="results/evaluation/{variant}/excluded.tsv",
         figure=report(
             "results/evaluation/{variant}/confusion.png",
             caption="../report/confusion.rst",
@@ -69,7 +72,8 @@ rule evaluate_classifier:
         out_dir=subpath(output.metrics, parent=True),
         options=get_options("evaluate-classifier"),
     shell:
-        "syndface evaluate-classifier --predictions {input} --options {params.options:q}"
+        "syndface evaluate-classifier --predictions {input.predictions} --manifest {input.manifest}"
+        " --failed {input.failed} --options {params.options:q}"
         " --out-dir {params.out_dir} > {log} 2>&1"
 
 

@@ -10,6 +10,7 @@ points and files) and taken off on writing.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,9 @@ Points = dict[str, np.ndarray]
 # Continuous coordinate of the centre of pixel 0 (files and dlib put it at 0).
 PIXEL_CENTRE = 0.5
 PYRAMID_STEP = 6 / 5  # scale step of dlib's HOG detector pyramid
+# A retry at a higher upsampling is skipped when the upsampled image would exceed this many pixels
+# (dlib holds the upsampled image and its HOG features: roughly 10 bytes per pixel).
+MAX_RETRY_PIXELS = 4096 * 4096
 
 
 def dlib_shape(image: np.ndarray, rect) -> np.ndarray:
@@ -47,12 +51,40 @@ def largest_face(image: np.ndarray, upsample: int = 1):
     return faces[best], len(faces)
 
 
-def detect_largest_face(image: np.ndarray, upsample: int = 1) -> tuple[Points | None, int]:
-    """Five landmarks of the largest face (see `largest_face`) and how many faces dlib found."""
-    face, n_faces = largest_face(image, upsample)
-    if face is None:
-        return None, 0
-    return five_points_from_dlib(dlib_shape(image, face)), n_faces
+@dataclass(frozen=True)
+class FaceSearch:
+    """What `find_face` found: the five landmarks (None if no face), dlib's face count at the
+    upsampling that found it (or at the last one tried), that upsampling (None if no face), and a
+    note on the tries for the report ("upsample 1: none; upsample 2: 1 face")."""
+
+    points: Points | None
+    n_faces: int
+    upsample: int | None
+    tries: str
+
+
+def find_face(image: np.ndarray, upsample: int = 1, max_upsample: int | None = None) -> FaceSearch:
+    """The largest face, at `upsample` first and, while none is found, at each higher upsampling up
+    to `max_upsample`: a face too small for the detector (under ~40 px at upsample 1, ~20 px at 2)
+    is found by a retry instead of being given up. A retry whose upsampled image would exceed
+    MAX_RETRY_PIXELS is skipped, and the note says so."""
+    max_upsample = upsample if max_upsample is None else max(upsample, max_upsample)
+    notes, n_faces = [], 0
+    for level in range(upsample, max_upsample + 1):
+        scaled = image.shape[0] * image.shape[1] * 4**level
+        if level > upsample and scaled > MAX_RETRY_PIXELS:
+            side = 2**level
+            notes.append(
+                f"upsample {level} skipped ({image.shape[1]}x{image.shape[0]} px would become "
+                f"{image.shape[1] * side}x{image.shape[0] * side})"
+            )
+            break
+        face, n_faces = largest_face(image, level)
+        if face is not None:
+            notes.append(f"upsample {level}: {n_faces} face{'s' if n_faces > 1 else ''}")
+            return FaceSearch(five_points_from_dlib(dlib_shape(image, face)), n_faces, level, "; ".join(notes))
+        notes.append(f"upsample {level}: none")
+    return FaceSearch(None, n_faces, None, "; ".join(notes))
 
 
 def read_manual_landmarks(path: str | os.PathLike) -> dict[str, Points]:

@@ -8,12 +8,16 @@ into an H x W x 3 uint8 array as a viewer would show it:
 - transparency is composited on black, the colour the aligner gives everything outside the
   photograph, so a cut-out face and a padded face look alike;
 - 16-bit values are scaled to 8 bits (x / 257, rounded), not clipped.
-A file the decoder cannot read raises ImageLoadError carrying the decoder's own message.
+A file the decoder cannot read raises ImageLoadError carrying the decoder's own message. So does
+an image of more than `max_pixels` pixels (Pillow's decompression-bomb limit by default, about
+89 megapixels): its size is read from the header and it is refused before any pixel is decoded,
+so a small file that claims to be a huge image costs no memory.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -28,15 +32,32 @@ class ImageLoadError(Exception):
     """The file could not be decoded; the message is the decoder's reason."""
 
 
-def load_rgb(path: str | os.PathLike) -> np.ndarray:
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+
+
+def too_large(width: int, height: int, max_pixels: int) -> ImageLoadError:
+    return ImageLoadError(
+        f"image of {width} x {height} = {width * height} pixels exceeds the limit of {max_pixels} "
+        "(a decompression bomb, or a scan far larger than a face needs: downscale it)"
+    )
+
+
+def load_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """The image at `path` as an upright H x W x 3 uint8 RGB array (see the module notes)."""
     try:
-        with Image.open(path) as img:
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            return to_rgb(img)
+        with warnings.catch_warnings():
+            # Pillow only warns between its limit and twice it, then decodes anyway.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.width * img.height > max_pixels:
+                    raise too_large(img.width, img.height, max_pixels)
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                return to_rgb(img)
     except ImageLoadError:
         raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageLoadError(f"{type(exc).__name__}: {exc} Downscale the image.") from exc
     except Exception as exc:  # PIL signals bad files with many types (OSError, SyntaxError, ...)
         raise ImageLoadError(f"{type(exc).__name__}: {exc}") from exc
 

@@ -15,15 +15,20 @@ class AlignOptions(Options):
     background: str = setting("align.background")
     prefer: str = setting("align.prefer")
     upsample: int = setting("align.upsample")
+    max_upsample: int = setting("align.max_upsample")
     shard_size: int = setting("align.shard_size")
 
     def describe(self) -> str:
-        return f"size={self.size} zoom={self.zoom:.6g} background={self.background} prefer={self.prefer} upsample={self.upsample}"
+        return (
+            f"size={self.size} zoom={self.zoom:.6g} background={self.background} prefer={self.prefer} "
+            f"upsample={self.upsample} max_upsample={self.max_upsample}"
+        )
 
 
 @dataclass(frozen=True)
 class MergeAlignedOptions(Options):
     fail_on_error: bool = setting("align.fail_on_error")
+    fail_on_test_error: bool = setting("align.fail_on_test_error")
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ Per image: decode (see `syndface.align.load`), find the five landmarks by the pr
 method, fall back to the other, render the aligned crop (see `syndface.align.render`) and
 write it as `out-dir/images/<id>.png`. `out-dir/report.tsv` holds one row per manifest row
 of the shard: status ok|failed, the method used (dlib|manual), dlib's face count (empty when
-the detector did not run), the aligned path or the reason for the failure, and the landmarks.
+the detector did not run), the detector upsampling that found the face (a face too small at
+`upsample` is looked for again at each level up to `max_upsample`), the aligned path or the
+reason for the failure, and the landmarks.
 
 `--prefer dlib` is the paper's procedure (manual landmarks only where dlib fails);
 `--prefer manual` uses a landmark row whenever the image has one (the demo cohort, whose
@@ -23,7 +25,7 @@ import pandas as pd
 from PIL import Image
 
 from syndface.align.geometry import LANDMARK_COLUMNS
-from syndface.align.landmarks import Points, detect_largest_face, points_to_columns, read_manual_landmarks
+from syndface.align.landmarks import Points, find_face, points_to_columns, read_manual_landmarks
 from syndface.align.load import ImageLoadError, load_rgb
 from syndface.align.options import AlignOptions
 from syndface.align.render import AlignmentError, render_aligned
@@ -34,7 +36,7 @@ from syndface.options import add_options_argument
 log = get_logger("syndface.align")
 
 METHODS = ("dlib", "manual")
-REPORT_COLUMNS = ("image_id", "status", "method", "n_faces", "aligned_path", "reason", *LANDMARK_COLUMNS)
+REPORT_COLUMNS = ("image_id", "status", "method", "n_faces", "upsample", "aligned_path", "reason", *LANDMARK_COLUMNS)
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
 
@@ -60,7 +62,7 @@ def align_image(path: str, manual: Points | None, options: AlignOptions) -> tupl
     except ImageLoadError as exc:
         return _failed(f"unreadable: {exc}", None), None
     order = METHODS if options.prefer == "dlib" else METHODS[::-1]
-    n_faces, reasons = None, []
+    n_faces, upsample, reasons = None, None, []
     for method in order:
         if method == "manual":
             if manual is None:
@@ -68,9 +70,10 @@ def align_image(path: str, manual: Points | None, options: AlignOptions) -> tupl
                 continue
             points = manual
         else:
-            points, n_faces = detect_largest_face(image, options.upsample)
+            search = find_face(image, options.upsample, options.max_upsample)
+            points, n_faces, upsample = search.points, search.n_faces, search.upsample
             if points is None:
-                reasons.append(f"dlib found no face (upsample {options.upsample})")
+                reasons.append(f"dlib found no face ({search.tries})")
                 continue
         try:
             aligned = render_aligned(image, points, options.size, options.zoom, options.background)
@@ -81,6 +84,7 @@ def align_image(path: str, manual: Points | None, options: AlignOptions) -> tupl
             "status": "ok",
             "method": method,
             "n_faces": n_faces,
+            "upsample": upsample if method == "dlib" else None,
             "reason": "",
             **points_to_columns(points),
         }, aligned
@@ -93,6 +97,7 @@ def _failed(reason: str, n_faces: int | None) -> dict:
         "status": "failed",
         "method": "",
         "n_faces": n_faces,
+        "upsample": None,
         "reason": " ".join(reason.split()),
         **points_to_columns(None),
     }
@@ -113,7 +118,53 @@ def align_shard(rows: pd.DataFrame, manual: dict[str, Points], options: AlignOpt
             aligned_path = str(target)
         records.append({"image_id": image_id, "aligned_path": aligned_path, **fields})
     report = pd.DataFrame.from_records(records, columns=list(REPORT_COLUMNS))
-    report["n_faces"] = report["n_faces"].astype("Int64")
+    for column in ("n_faces", "upsample"):
+        report[column] = report[column].astype("Int64")
+    return report
+
+
+def run_shard(
+    manifest: pd.DataFrame,
+    shard: int,
+    shard_size: int,
+    manual: dict[str, Points],
+    options: AlignOptions,
+    out_dir: str | Path,
+) -> pd.DataFrame:
+    """Align shard `shard` of the manifest into out_dir (images/ + report.tsv, whose provenance
+    lines record the settings that `merge_aligned` checks); returns the report."""
+    rows = shard_rows(manifest, shard, shard_size)
+    first = shard * shard_size
+    log.info(
+        "shard %d: manifest rows %d..%d of %d (%s)", shard, first, first + len(rows), len(manifest), options.describe()
+    )
+    if rows.empty:
+        log.warning("shard %d is past the end of the manifest (%d rows): writing an empty report", shard, len(manifest))
+    out_dir = Path(out_dir)
+    report = align_shard(rows, manual, options, out_dir)
+    header = [f"settings: {options.describe()}", f"shard {shard}: manifest rows {first}..{first + len(rows)}"]
+    write_tsv(report, out_dir / "report.tsv", header_lines=header)
+    ok = report[report["status"] == "ok"]
+    failed = report[report["status"] == "failed"]
+    log.info(
+        "shard %d: %d aligned (%s), %d failed",
+        shard,
+        len(ok),
+        ", ".join(f"{m}={n}" for m, n in ok["method"].value_counts().items()),
+        len(failed),
+    )
+    for image_id, reason in zip(failed["image_id"], failed["reason"]):
+        log.warning("failed %s: %s", image_id, reason)
+    retried = ok[ok["upsample"].fillna(options.upsample) > options.upsample]
+    for image_id, level in zip(retried["image_id"], retried["upsample"]):
+        log.info("%s: face found only at upsample %d (too small at %d)", image_id, level, options.upsample)
+    several = int((report["n_faces"] > 1).sum())
+    if several:
+        log.info(
+            "shard %d: %d image(s) showed several faces; the largest was aligned (n_faces in the report)",
+            shard,
+            several,
+        )
     return report
 
 
@@ -131,41 +182,6 @@ def main(argv: list[str], prog: str = "syndface align-shard") -> int:
     if options.prefer == "manual" and not args.manual_landmarks:
         parser.error("align.prefer manual needs --manual-landmarks")
 
-    manifest = read_tsv(args.manifest)
-    rows = shard_rows(manifest, args.shard, options.shard_size)
     manual = read_manual_landmarks(args.manual_landmarks) if args.manual_landmarks else {}
-    first = args.shard * options.shard_size
-    log.info(
-        "shard %d: manifest rows %d..%d of %d (%s)",
-        args.shard,
-        first,
-        first + len(rows),
-        len(manifest),
-        options.describe(),
-    )
-    if rows.empty:
-        log.warning(
-            "shard %d is past the end of the manifest (%d rows): writing an empty report", args.shard, len(manifest)
-        )
-    out_dir = Path(args.out_dir)
-    report = align_shard(rows, manual, options, out_dir)
-    header = [f"settings: {options.describe()}", f"shard {args.shard}: manifest rows {first}..{first + len(rows)}"]
-    write_tsv(report, out_dir / "report.tsv", header_lines=header)
-    failed = report[report["status"] == "failed"]
-    log.info(
-        "shard %d: %d aligned (%s), %d failed",
-        args.shard,
-        len(report) - len(failed),
-        ", ".join(f"{m}={n}" for m, n in report.loc[report["status"] == "ok", "method"].value_counts().items()),
-        len(failed),
-    )
-    for image_id, reason in zip(failed["image_id"], failed["reason"]):
-        log.warning("failed %s: %s", image_id, reason)
-    several = int((report["n_faces"] > 1).sum())
-    if several:
-        log.info(
-            "shard %d: %d image(s) showed several faces; the largest was aligned (n_faces in the report)",
-            args.shard,
-            several,
-        )
+    run_shard(read_tsv(args.manifest), args.shard, options.shard_size, manual, options, args.out_dir)
     return 0

@@ -11,6 +11,10 @@
   group and over each survey's disease;
 - confusion.tsv / confusion.png: the row-normalised confusion matrix (the paper's Figure 3).
 
+Given the manifest (and alignment's failed.tsv), every table also carries `n_test` (the test
+images of the manifest) and `n_excluded` beside `n` (those evaluated), and excluded.tsv lists
+each test image that was not evaluated with the reason (see `syndface.classify.accounting`).
+
 Bootstrap intervals are percentile intervals. Resampling n images with replacement from a
 group with k correct gives Binomial(n, k / n) correct, so they are drawn as binomials: the same
 distribution as resampling indices, at no cost for the 10k unaffected test images.
@@ -19,11 +23,13 @@ distribution as resampling indices, at no cost for the 10k unaffected test image
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from syndface.classify import accounting
 from syndface.classify.options import EvaluateOptions
 from syndface.io import read_tsv, save_figure, write_tsv
 from syndface.log import get_logger
@@ -74,8 +80,11 @@ def bootstrap_accuracy(n: np.ndarray, correct: np.ndarray, n_boot: int, gen: np.
 
 
 def interval(samples: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval per column; NaN for a group without an evaluated image (all excluded)."""
     tail = (1 - level) / 2 * 100
-    return np.nanpercentile(samples, tail, axis=0), np.nanpercentile(samples, 100 - tail, axis=0)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
+        return np.nanpercentile(samples, tail, axis=0), np.nanpercentile(samples, 100 - tail, axis=0)
 
 
 def labels_and_predictions(predictions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -215,17 +224,51 @@ def confusion_figure(table: pd.DataFrame, title: str):
     return fig
 
 
-def evaluate(predictions: pd.DataFrame, out_dir: str | Path, n_boot: int, seed: int, title: str) -> pd.DataFrame:
-    """Write the five evaluation outputs of one variant; returns metrics.tsv's table."""
+def evaluate(
+    predictions: pd.DataFrame,
+    out_dir: str | Path,
+    n_boot: int,
+    seed: int,
+    title: str,
+    manifest: pd.DataFrame | None = None,
+    failed: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Write the evaluation outputs of one variant; returns metrics.tsv's table.
+
+    With the manifest, the tables carry the test-set accounting and excluded.tsv is written.
+    """
     out_dir = Path(out_dir)
     header = [
         f"{title}: {len(predictions)} test images; bootstrap {n_boot} resamples, percentile 95% intervals, seed {seed}"
     ]
     metrics = class_metrics(predictions, n_boot, seed)
+    per_group = group_metrics(predictions, n_boot, seed)
+    two_way = two_way_metrics(two_way_answers(predictions), n_boot, seed)
+    if manifest is not None:
+        tests = accounting.test_images(manifest, predictions)
+        excluded = accounting.excluded_images(tests, failed)
+        metrics = accounting.with_test_counts(metrics, accounting.class_counts(tests, AVERAGE), ["class"])
+        per_group = accounting.with_test_counts(per_group, accounting.group_counts(tests), ["disease", "age_group"])
+        two_way = accounting.with_test_counts(
+            two_way, accounting.survey_counts(tests), ["survey", "disease", "age_group"]
+        )
+        header.append(
+            f"{len(predictions)} of the manifest's {len(tests)} test images evaluated, {len(excluded)} excluded "
+            "(n_test = in the manifest, n = evaluated, n_excluded = not evaluated; reasons in excluded.tsv)"
+        )
+        write_tsv(excluded, out_dir / "excluded.tsv", header_lines=[f"{title}: test images not evaluated"])
+        if len(excluded):
+            log.warning(
+                "%s: %d of %d test images were not evaluated (listed in %s)",
+                title,
+                len(excluded),
+                len(tests),
+                out_dir / "excluded.tsv",
+            )
     write_tsv(metrics, out_dir / "metrics.tsv", header_lines=header)
-    write_tsv(group_metrics(predictions, n_boot, seed), out_dir / "per_group.tsv", header_lines=header)
+    write_tsv(per_group, out_dir / "per_group.tsv", header_lines=header)
     write_tsv(
-        two_way_metrics(two_way_answers(predictions), n_boot, seed),
+        two_way,
         out_dir / "two_way.tsv",
         header_lines=header
         + ["answer = whichever of P(syndrome), P(control) is higher, over the survey's cohort test images"],
@@ -243,6 +286,8 @@ def evaluate(predictions: pd.DataFrame, out_dir: str | Path, n_boot: int, seed: 
 def main(argv: list[str], prog: str = "syndface evaluate-classifier") -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--predictions", required=True, help="results/predictions/<variant>/test.tsv")
+    p.add_argument("--manifest", help="results/cohort/manifest.tsv: count the test images not evaluated")
+    p.add_argument("--failed", help="results/aligned/failed.tsv: why they were not (with --manifest)")
     add_options_argument(p, EvaluateOptions)
     p.add_argument("--title", default=None, help="figure title (default: the variant's folder name)")
     p.add_argument("--out-dir", required=True, help="results/evaluation/<variant>")
@@ -256,6 +301,8 @@ def main(argv: list[str], prog: str = "syndface evaluate-classifier") -> int:
     if missing:
         raise SystemExit(f"{args.predictions} lacks column(s) {', '.join(missing)}: write it with `syndface predict`")
     title = args.title or Path(args.predictions).parent.name
-    metrics = evaluate(predictions, args.out_dir, args.options.bootstrap, args.options.seed, title)
+    manifest = read_tsv(args.manifest) if args.manifest else None
+    failed = read_tsv(args.failed) if args.failed else None
+    metrics = evaluate(predictions, args.out_dir, args.options.bootstrap, args.options.seed, title, manifest, failed)
     log.info("%s: %s", title, ", ".join(f"{c} {a:.3f}" for c, a in zip(metrics["class"], metrics["accuracy"])))
     return 0

@@ -3,6 +3,11 @@
 Rows WS, 22q, control, unaffected, average (the unweighted class mean); one column per variant
 given, in the paper's order: real, +unrelated, +age_related, +age_progression, +blended_55,
 +blended_75. Values are accuracies as fractions; --ci adds each column's 95 % interval.
+
+When the metrics carry the test-set accounting (`evaluate` given the manifest), three columns
+follow `class`: `n_test` (test images in the manifest), `n_evaluated` and `n_excluded` (the
+reasons are in each variant's excluded.tsv). Every variant predicts the same test images, so the
+counts are one set of columns; variants that disagree are an error.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from syndface.io import read_tsv, variant_paths, write_tsv
 from syndface.taxonomy import DISEASES, VARIANTS, variant_fake_type
 
 ROWS = (*DISEASES, AVERAGE)
+COUNT_COLUMNS = {"n_test": "n_test", "n": "n_evaluated", "n_excluded": "n_excluded"}
 
 
 def column_name(variant: str) -> str:
@@ -27,6 +33,22 @@ def column_name(variant: str) -> str:
 def make_table2(metrics: dict[str, pd.DataFrame], with_ci: bool = False) -> pd.DataFrame:
     """Table 2 from {variant: metrics table}; columns in the paper's variant order."""
     table = pd.DataFrame({"class": list(ROWS)})
+    counted = {v: m for v, m in metrics.items() if set(COUNT_COLUMNS) <= set(m.columns)}
+    if counted:
+        if len(counted) != len(metrics):
+            raise ValueError(
+                f"only some variants' metrics carry test counts ({', '.join(counted)}): evaluate them all with the manifest"
+            )
+        counts = {v: m.set_index("class").loc[list(ROWS), list(COUNT_COLUMNS)] for v, m in counted.items()}
+        first, reference = next(iter(counts.items()))
+        for variant, frame in counts.items():
+            if not frame.equals(reference):
+                raise ValueError(
+                    f"variants {first} and {variant} were evaluated on different test images "
+                    f"({reference['n'].tolist()} vs {frame['n'].tolist()} per class): re-run their predictions"
+                )
+        for column, name in COUNT_COLUMNS.items():
+            table[name] = reference[column].astype(int).to_numpy()
     for variant in (v for v in VARIANTS if v in metrics):
         frame = metrics[variant].set_index("class")
         missing = [r for r in ROWS if r not in frame.index]

@@ -14,7 +14,8 @@ RNG for dropout, the data-order and augmentation generators), written atomically
 end. A rerun of a killed job resumes from it and ends with the same weights as an uninterrupted
 run (bitwise on CPU). The learning rate is a pure function of the epoch (`schedule.paper_lr`), so
 the schedule's state is the epoch number. The checkpoint is deleted when training ends unless
---keep-checkpoint is given.
+--keep-checkpoint is given. Both files record the TrainConfig, the syndface version and the
+numeric precision; a checkpoint written under another of any of them is refused, not mixed in.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from syndface import __version__
 from syndface.classify.augment import AUGMENT_MODES, BatchAugment
 from syndface.classify.data import FoldData, ImageSet, load_fold_data
 from syndface.classify.evaluate import balanced_accuracy
@@ -193,9 +195,14 @@ class Trainer:
         self.best_weights: dict[str, torch.Tensor] = {}
 
     # --- checkpoint ---------------------------------------------------------------------------
+    def provenance(self) -> dict[str, Any]:
+        """What made the weights besides the TrainConfig: the code's version and the arithmetic."""
+        return {"syndface_version": __version__, "precision": self.precision.name}
+
     def checkpoint(self) -> dict[str, Any]:
         return {
             "format": CHECKPOINT_FORMAT,
+            **self.provenance(),
             "config": asdict(self.cfg),
             "state": asdict(self.state),
             "model": self.model.state_dict(),
@@ -214,6 +221,7 @@ class Trainer:
         if ckpt.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{path} is not a checkpoint this version can resume; delete it to start over")
         differs = sorted(k for k, v in asdict(self.cfg).items() if ckpt["config"].get(k) != v)
+        differs += [f"{k} ({ckpt.get(k)} there, {v} here)" for k, v in self.provenance().items() if ckpt.get(k) != v]
         if differs:
             raise ValueError(
                 f"{path} was written by a run with other settings (differs in: {', '.join(differs)}); "
@@ -248,6 +256,7 @@ class Trainer:
                 "epoch": self.state.best_epoch,
                 "val_cohort_balanced_accuracy": self.state.best_metric,
                 "train_config": asdict(self.cfg),
+                **self.provenance(),
             },
             self.out_dir / MODEL_FILE,
         )

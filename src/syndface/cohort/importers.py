@@ -1,13 +1,17 @@
 """Importers: each turns one supported input table into manifest rows plus rejects.
 
 Every importer returns (rows, rejects). `rows` has the manifest's required columns (plus any
-optional ones kept as given); `rejects` lists each input row that could not be mapped with
-the reason (columns: input, line, name, reason). Nothing is dropped silently.
+optional ones kept as given, and `_input`/`_line`: where each row came from, for messages;
+`build_manifest` drops them); `rejects` lists each input row that could not be mapped with
+the reason (columns: input, line, name, reason). Nothing is dropped silently. External tables
+are read without comment parsing: a `#` in a file name is part of it.
 
 Supported formats (config `cohort.inputs[].format`):
 - `syndface`: the project's own TSV (the manifest's columns; extra columns kept).
 - `paper_csv`: the paper's CSV manifests (`name,path,label,fold,is_ext[,softlabel]`); the age
   group is the tail of the file name, fold 5 is the held-out test set, is_ext=1 marks FairFace.
+  The labels of its "Split" variant, the disease label with the age token appended
+  (`WSolderadult`, `22q11DS2y`, `Controlsyoungchild`, `Normal2y`), import too.
 - `fairface`: FairFace label CSVs (`file,age,gender,race,service_test`), all unaffected and
   auxiliary; the age bin is mapped to an age group by a configurable map.
 """
@@ -22,11 +26,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from syndface.io import read_tsv
+from syndface.cohort.manifest import REQUIRED_COLUMNS
+from syndface.io import read_header_lines, read_tsv
 from syndface.seeding import rng
 from syndface.taxonomy import AGE_GROUPS
 
 REJECT_COLUMNS = ("input", "line", "name", "reason")
+# Where each imported row came from (input file, line), for messages; not part of the manifest.
+ORIGIN_COLUMNS = ("_input", "_line")
 
 PAPER_LABELS = {"WS": "WS", "22q11DS": "22q", "Controls": "control", "Normal": "unaffected"}
 # File-name age tokens of the paper's data, with the spelling fixes its own scripts applied.
@@ -40,6 +47,7 @@ PAPER_AGE_TOKENS = {
     "youngadult": "young_adult",
     "olderadult": "older_adult",
 }
+AGE_TOKEN_CHOICES = "2y|youngchild|adolescence|youngadult|olderadult"
 PAPER_TEST_FOLD = 5
 
 EXCLUDE = "exclude"
@@ -47,6 +55,15 @@ EXCLUDE = "exclude"
 
 def _rejects(records: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=list(REJECT_COLUMNS))
+
+
+def _rows(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Imported rows; the manifest's columns are present even when every input row was rejected."""
+    frame = pd.DataFrame.from_records(records)
+    for column in (*REQUIRED_COLUMNS, *ORIGIN_COLUMNS):
+        if column not in frame.columns:
+            frame[column] = pd.Series(dtype=object)
+    return frame
 
 
 def resolve_path(path: str, image_root: str | None, strip_prefix: str | None) -> str:
@@ -59,9 +76,48 @@ def resolve_path(path: str, image_root: str | None, strip_prefix: str | None) ->
 
 
 def import_syndface(spec: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The project's own TSV, as given; its values are checked row by row in `build_manifest`."""
     table = read_tsv(spec["path"])
-    table["path"] = [resolve_path(p, spec.get("image_root"), spec.get("strip_prefix")) for p in table["path"]]
+    if "path" in table.columns:
+        table["path"] = [
+            resolve_path(p, spec.get("image_root"), spec.get("strip_prefix")) if isinstance(p, str) else p
+            for p in table["path"]
+        ]
+    first_line = len(read_header_lines(spec["path"])) + 2  # provenance lines, then the header
+    table["_input"] = str(spec["path"])
+    table["_line"] = np.arange(first_line, first_line + len(table))
     return table, _rejects([])
+
+
+def parse_paper_label(label: str) -> tuple[str, str | None] | None:
+    """(the paper's disease label, age group or None) of a label of its Whole or Split variant:
+    `WS` -> (WS, None), `WSolderadult` -> (WS, older_adult), `22q11DS<2y` -> (22q11DS, infant).
+    None when the label is neither."""
+    for base in sorted(PAPER_LABELS, key=len, reverse=True):
+        if label == base:
+            return base, None
+        if label.startswith(base) and label[len(base) :] in PAPER_AGE_TOKENS:
+            return base, PAPER_AGE_TOKENS[label[len(base) :]]
+    return None
+
+
+def paper_spelling_hint(column: str, value: str) -> str | None:
+    """What to write instead, when a syndface table holds one of the paper's spellings."""
+    if column == "disease":
+        parsed = parse_paper_label(value)
+        if parsed is None:
+            return None
+        base, age_group = parsed
+        disease = PAPER_LABELS[base]
+        if age_group is not None:
+            return (
+                f"the paper's label with its age group appended: write disease {disease} and age_group {age_group}, "
+                "or import the table with format paper_csv"
+            )
+        return f"the paper's spelling of {disease}: write {disease}"
+    if column == "age_group" and value in PAPER_AGE_TOKENS:
+        return f"the paper's age token: write {PAPER_AGE_TOKENS[value]}"
+    return None
 
 
 def paper_age_group(name: str, label: str) -> str | None:
@@ -77,7 +133,7 @@ def paper_age_group(name: str, label: str) -> str | None:
 
 def import_paper_csv(spec: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     source_name = str(spec["path"])
-    table = pd.read_csv(spec["path"], dtype=str, keep_default_na=False)
+    table = pd.read_csv(spec["path"], dtype=str, keep_default_na=False, encoding="utf-8-sig")
     missing = [c for c in ("name", "path", "label", "fold", "is_ext") if c not in table.columns]
     if missing:
         raise ValueError(f"{source_name}: not a paper manifest, missing column(s) {', '.join(missing)}")
@@ -88,12 +144,24 @@ def import_paper_csv(spec: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
         def reject(reason: str, line: int = line, name: str = name) -> None:
             rejects.append({"input": source_name, "line": line, "name": name, "reason": reason})
 
-        if label not in PAPER_LABELS:
-            reject(f"unknown label {label!r} (expected one of {', '.join(PAPER_LABELS)})")
+        parsed = parse_paper_label(label)
+        if parsed is None:
+            reject(
+                f"unknown label {label!r} (expected one of {', '.join(PAPER_LABELS)}, "
+                f"or one of them followed by an age token {AGE_TOKEN_CHOICES}, e.g. WSolderadult)"
+            )
             continue
-        age_group = paper_age_group(name, label)
+        base, label_age = parsed
+        name_age = paper_age_group(name, base)
+        if label_age is not None and name_age is not None and label_age != name_age:
+            reject(f"the label {label!r} says {label_age} but the file name says {name_age}")
+            continue
+        age_group = label_age or name_age
         if age_group is None:
-            reject(f"no age group in file name (expected ..._{label}<2y|youngchild|adolescence|youngadult|olderadult>)")
+            reject(
+                f"no age group: the label {label!r} carries none and the file name does not end in "
+                f"_{base}<{AGE_TOKEN_CHOICES}>"
+            )
             continue
         try:
             fold, is_ext = int(rec["fold"]), int(rec["is_ext"])
@@ -103,11 +171,12 @@ def import_paper_csv(spec: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
         if is_ext not in (0, 1):
             reject(f"is_ext must be 0 or 1, got {is_ext}")
             continue
-        image_id = PurePosixPath(name).stem
+        # The file name's stem, made file-name safe (web names carry '#', spaces, ...); the paper's own are.
+        image_id = re.sub(r"[^A-Za-z0-9._+-]+", "_", PurePosixPath(name).stem).lstrip("._+-")
         row = {
             "image_id": image_id,
             "path": resolve_path(rec["path"], spec.get("image_root"), spec.get("strip_prefix")),
-            "disease": PAPER_LABELS[label],
+            "disease": PAPER_LABELS[base],
             "age_group": age_group,
             "source": "auxiliary" if is_ext else "cohort",
             # The paper has no subject ids: every image counts as its own subject (its folds were per image).
@@ -117,13 +186,14 @@ def import_paper_csv(spec: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
         }
         if "softlabel" in rec:
             row["paper_softlabel"] = rec["softlabel"]
+        row.update(_input=source_name, _line=line)
         rows.append(row)
-    return pd.DataFrame(rows), _rejects(rejects)
+    return _rows(rows), _rejects(rejects)
 
 
 def import_fairface(spec: dict[str, Any], age_map: dict[str, str], seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     source_name = str(spec["path"])
-    table = pd.read_csv(spec["path"], dtype=str, keep_default_na=False)
+    table = pd.read_csv(spec["path"], dtype=str, keep_default_na=False, encoding="utf-8-sig")
     missing = [c for c in ("file", "age") if c not in table.columns]
     if missing:
         raise ValueError(f"{source_name}: not a FairFace label file, missing column(s) {', '.join(missing)}")
@@ -163,9 +233,11 @@ def import_fairface(spec: dict[str, Any], age_map: dict[str, str], seed: int) ->
                 "split": "train",
                 "fairface_age": age_bin,
                 **{k: rec[k] for k in ("gender", "race", "service_test") if k in rec},
+                "_input": source_name,
+                "_line": line,
             }
         )
-    frame = pd.DataFrame(rows)
+    frame = _rows(rows)
     fraction = float(spec.get("test_fraction", 0.0))
     if len(frame) and fraction > 0:
         # The paper held out one sixth of FairFace per age group as test images.

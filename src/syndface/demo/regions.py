@@ -22,9 +22,7 @@ of the group's faces whose region covers each pixel), and `size` (the stored sid
 
 from __future__ import annotations
 
-import io
 import os
-import zipfile
 from collections import defaultdict
 
 import numpy as np
@@ -34,7 +32,7 @@ from scipy import ndimage
 from syndface.align.geometry import ffhq_quad, quad_to_affine
 from syndface.demo.render import Face, Pen, ellipse_points, landmarks, mouth_curves
 from syndface.demo.signals import REGIONS, SIGNALS
-from syndface.io import atomic_path
+from syndface.io import save_npz as write_npz
 
 STORED_SIZE = 128
 REGION_OF_EFFECT = {s.effect: s.region for s in SIGNALS}
@@ -137,15 +135,8 @@ class RegionMaskBuilder:
 
 
 def save_npz(arrays: dict[str, np.ndarray], path: str | os.PathLike) -> None:
-    """Like np.savez_compressed but byte-identical across runs (fixed zip timestamps and order)."""
-    with atomic_path(path) as tmp:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for name in sorted(arrays):
-                buffer = io.BytesIO()
-                np.lib.format.write_array(buffer, np.asarray(arrays[name]), allow_pickle=False)
-                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-                info.compress_type = zipfile.ZIP_DEFLATED
-                zf.writestr(info, buffer.getvalue())
+    """The region masks, compressed and byte-identical across runs (`syndface.io.save_npz`)."""
+    write_npz(arrays, path, compressed=True)
 
 
 def resample_to_frame(mask: np.ndarray, size: int, zoom: float = 1.0) -> np.ndarray:

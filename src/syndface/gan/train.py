@@ -9,7 +9,9 @@ regularisation of G every 4 steps and R1 on reals every 16 (lazy regularisation,
 betas rescaled), style mixing, an EMA copy of G, and ADA on everything D sees. Outputs in
 --out-dir: network.pt (G, G_ema, D state dicts + arch; `syndface.gan.networks.load_network`),
 training_set.tsv, checkpoint.pt (a rerun of a killed job continues from it) and sample grids
-under samples/ every --snapshot-kimg.
+under samples/ every --snapshot-kimg. Both .pt files record the run's signature (architecture,
+options, data), the syndface version and the precision; a checkpoint that differs in any of them
+is refused, not resumed.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from syndface import __version__
 from syndface.gan.augment import AdaController, AugmentPipe
 from syndface.gan.networks import Discriminator, GanArch, Generator, label_vectors
 from syndface.gan.options import GanOptions
@@ -337,17 +340,34 @@ def run_signature(
     }
 
 
+def provenance(trainer: GanTrainer) -> dict[str, Any]:
+    """What made the weights besides the signature: the code's version and the arithmetic."""
+    return {"syndface_version": __version__, "precision": trainer.precision}
+
+
 def train_gan(
-    trainer: GanTrainer, out_dir: Path, signature: dict[str, Any], snapshot_kimg: float, grid_seed: int
-) -> None:
-    """Train to opts.kimg, checkpointing and writing a sample grid every snapshot_kimg; then write network.pt."""
+    trainer: GanTrainer,
+    out_dir: Path,
+    signature: dict[str, Any],
+    snapshot_kimg: float,
+    grid_seed: int,
+    stop_after_steps: int | None = None,
+) -> bool:
+    """Train to opts.kimg, checkpointing and writing a sample grid every snapshot_kimg; then write
+    network.pt and return True. `stop_after_steps` (a test hook standing in for a kill) returns
+    False after that many steps of this call, without a checkpoint beyond the last snapshot's."""
     checkpoint = out_dir / "checkpoint.pt"
     total_nimg = int(round(trainer.opts.kimg * 1000))
     snapshot_nimg = max(int(round(snapshot_kimg * 1000)), 1)
     start_nimg, start_time = trainer.nimg, time.monotonic()
     last_log = start_time
+    steps_here = 0
     while trainer.nimg < total_nimg:
+        if stop_after_steps is not None and steps_here >= stop_after_steps:
+            log.info("stopping after %d step(s) as asked (test hook); rerun to resume", steps_here)
+            return False
         stats = trainer.train_step()
+        steps_here += 1
         now = time.monotonic()
         done = trainer.nimg >= total_nimg
         snapshot = done or trainer.nimg // snapshot_nimg > (trainer.nimg - trainer.opts.batch) // snapshot_nimg
@@ -368,7 +388,13 @@ def train_gan(
                 render_grid(trainer.G_ema, grid_seed), out_dir / "samples" / f"kimg{trainer.nimg / 1000:09.3f}.png"
             )
             save_torch(
-                {"version": CHECKPOINT_VERSION, "signature": signature, "state": trainer.state_dict()}, checkpoint
+                {
+                    "version": CHECKPOINT_VERSION,
+                    **provenance(trainer),
+                    "signature": signature,
+                    "state": trainer.state_dict(),
+                },
+                checkpoint,
             )
     save_torch(
         {
@@ -381,19 +407,22 @@ def train_gan(
                 "kimg": trainer.nimg / 1000,
                 "steps": trainer.step,
                 "ada_p": float(trainer.augment.p),
+                **provenance(trainer),
             },
         },
         out_dir / "network.pt",
     )
     log.info("wrote %s (%.2f kimg, ADA p %.3f)", out_dir / "network.pt", trainer.nimg / 1000, float(trainer.augment.p))
+    return True
 
 
 def resume_if_possible(trainer: GanTrainer, checkpoint: Path, signature: dict[str, Any]) -> bool:
     if not checkpoint.exists():
         return False
     saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    if saved.get("signature") != signature:
-        diff = sorted(k for k in signature if saved.get("signature", {}).get(k) != signature[k])
+    diff = sorted(k for k in signature if saved.get("signature", {}).get(k) != signature[k])
+    diff += [f"{k}: {saved.get(k)} there, {v} here" for k, v in provenance(trainer).items() if saved.get(k) != v]
+    if diff:
         raise RuntimeError(
             f"{checkpoint} was written by a run with different settings ({', '.join(diff)}); "
             "rerun with the same settings to continue it, or delete it to start over"

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from syndface.io import atomic_path, save_figure
+from syndface.io import atomic_path, save_figure, save_npz
 from syndface.log import get_logger
 from syndface.options import add_options_argument
 from syndface.saliency.options import CompositesOptions
@@ -118,15 +118,16 @@ def write_composites(
     for g, group in enumerate(AGE_GROUPS):
         panel = overlay(mean_faces[g], mean_maps[g], scale) if counts[g] else np.full((*mean_maps[g].shape, 3), 0.5)
         _save_panel(panel, out_dir / f"{disease}_{group}.png")
-    with atomic_path(out_dir / f"{disease}.npz") as tmp:
-        np.savez(
-            tmp,
-            maps=mean_maps.astype(np.float32),
-            faces=mean_faces.round().astype(np.uint8),
-            counts=counts,
-            age_groups=np.array(AGE_GROUPS),
-            scale=scale,
-        )
+    save_npz(
+        {
+            "maps": mean_maps.astype(np.float32),
+            "faces": mean_faces.round().astype(np.uint8),
+            "counts": counts,
+            "age_groups": np.array(AGE_GROUPS),
+            "scale": np.asarray(scale),
+        },
+        out_dir / f"{disease}.npz",
+    )
     save_figure(plot_disease(disease, mean_maps, mean_faces, counts, scale), out_dir / f"{disease}.png")
     log.info("%s composites: %s images per age group, colour scale %.4g", disease, counts.tolist(), scale)
 

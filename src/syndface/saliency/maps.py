@@ -78,10 +78,23 @@ def _images_per_block(per_image_forwards: int, batch: int) -> int:
     return max(1, math.ceil(16 * batch / per_image_forwards))
 
 
+def resolve_precision(precision: str, device_type: str) -> str:
+    """`auto` -> bf16 autocast on GPU, fp32 on CPU."""
+    return precision if precision != "auto" else ("bf16" if device_type == "cuda" else "fp32")
+
+
 def _fingerprint(args: argparse.Namespace, image_ids: list[str]) -> str:
+    """What checkpoint.npz must match to be resumed: the arguments that decide the maps, with
+    `auto` settled (a job pre-empted on a GPU and rerun on a CPU must not mix bf16 and fp32
+    maps), the fold models' files and the syndface version."""
+    from syndface import __version__
+    from syndface.runtime import resolve_device
+
     ignored = {"options", "num_threads", "checkpoint_every", "out_dir"}
     keys = {k: str(v) for k, v in vars(args).items() if k not in ignored}
     keys.update({k: str(v) for k, v in args.options.options().items() if k != "batch"})
+    keys["precision"] = resolve_precision(args.precision, resolve_device(args.options.device).type)
+    keys["syndface_version"] = __version__
     keys["models_mtime"] = [Path(m).stat().st_mtime_ns for m in args.models]
     keys["images"] = hashlib.sha256("\n".join(image_ids).encode()).hexdigest()
     return json.dumps(keys, sort_keys=True)
@@ -93,7 +106,7 @@ def _resume(path: Path, fingerprint: str, shape: tuple[int, ...]) -> tuple[np.nd
             if str(saved["fingerprint"]) == fingerprint and saved["maps"].shape == shape:
                 log.info("resuming from %s: %d of %d images done", path, int(saved["done"]), shape[0])
                 return saved["maps"].copy(), int(saved["done"])
-        log.info("ignoring %s: it was written with other arguments", path)
+        log.warning("not resuming from %s: it was written with other arguments; starting over", path)
     return np.zeros(shape, dtype=np.float32), 0
 
 

@@ -32,7 +32,9 @@ LEGACY_INSTALL = (
 )
 DEFAULT_INSTALL = f"pip install torch=={TORCH_VERSION} torchvision=={TORCHVISION_VERSION}"
 LEGACY_ENV = f"the Pascal/Volta GPU environment (`make venv-gpu-legacy`, or: {LEGACY_INSTALL})"
-DEFAULT_ENV = f"the default GPU environment (`make venv`, or: {DEFAULT_INSTALL} from PyPI)"
+DEFAULT_ENV = (
+    f"the default GPU environment (requirements.lock as `make demo` installs it, or: {DEFAULT_INSTALL} from PyPI)"
+)
 LEGACY_BELOW = (7, 5)  # Turing and newer run the default (CUDA 13) build; older GPUs need the CUDA 12.6 one
 OLDEST_SUPPORTED = (5, 0)  # the CUDA 12.6 build starts at Maxwell
 

@@ -6,9 +6,10 @@
 Each mode times `train_step` of syndface.classify.train (host uint8 batch -> device, augmentation,
 normalisation, forward, class-weighted loss, backward, Adam) after `--warmup` untimed steps
 (cuDNN autotuning happens there). Modes: fp32 NCHW (PyTorch defaults, so cuDNN may use TF32),
-and the optimised mode train-classifier uses on a GPU: bf16 autocast + channels_last. On a CPU
-the optimised mode is run too, for comparison, though training there uses fp32. Prints img/s per
-mode, their ratio, the augmentation's own img/s and the peak GPU memory. No timed asserts.
+and the optimised mode train-classifier uses on this GPU (precision auto: bf16 autocast from
+compute capability 8.0, fp16 autocast + loss scaling on Pascal-Turing; channels_last from 7.0).
+On a CPU bf16 + channels_last is run for comparison, though training there uses fp32. Prints
+img/s per mode, their ratio, the augmentation's own img/s and the peak GPU memory. No timed asserts.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 from syndface.classify.augment import AUGMENT_MODES, BatchAugment
 from syndface.classify.model import build_classifier, to_unit_float
 from syndface.classify.train import to_device, train_step
-from syndface.runtime import Precision, configure, resolve_device
+from syndface.runtime import Precision, configure, resolve_device, resolve_precision
 from syndface.taxonomy import DISEASES
 
 
@@ -50,9 +51,11 @@ def bench_mode(args, precision: Precision, device: torch.device, images: torch.T
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-5)
     weights = torch.tensor([10.0, 10.0, 10.0, 1.0], device=device)
     augment = BatchAugment(args.augment, torch.Generator().manual_seed(0))
+    scaler = precision.grad_scaler()
 
     def step():
-        train_step(model, optimizer, to_device(images, device), targets, weights, augment, precision, device)
+        batch = to_device(images, device)
+        train_step(model, optimizer, batch, targets, weights, augment, precision, device, scaler=scaler)
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -85,11 +88,9 @@ def main() -> None:
         f"{args.steps} timed steps after {args.warmup} warm-up; {name}; torch {torch.__version__}"
     )
 
+    fast = resolve_precision("auto", device) if device.type == "cuda" else Precision("bf16", "cpu", True)
     results = {}
-    for label, precision in (
-        ("fp32 NCHW", Precision(False, False)),
-        ("bf16 autocast + channels_last", Precision(True, True)),
-    ):
+    for label, precision in (("fp32 NCHW", Precision("fp32", device.type, False)), (fast.describe(), fast)):
         results[label] = bench_mode(args, precision, device, images, targets)
         memory = f", peak {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB" if device.type == "cuda" else ""
         print(f"  {label:30s} {results[label]:9.1f} img/s{memory}", flush=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -104,7 +105,7 @@ def test_network_and_checkpoint_record_version_and_precision_and_refuse_others(t
     assert saved["precision"] == network["training"]["precision"] == "fp32"
     assert network["training"]["options"] == signature["options"]
     other, signature = tiny_trainer(folds, kimg=0.008)
-    other.precision = "bf16"
+    other.precision = dataclasses.replace(other.precision, name="bf16")
     with pytest.raises(RuntimeError, match="precision: fp32 there, bf16 here"):
         train.resume_if_possible(other, tmp_path / "checkpoint.pt", signature)
     monkeypatch.setattr(train, "__version__", "9.9.9")

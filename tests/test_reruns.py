@@ -38,98 +38,58 @@ FOLDS = {"make_folds", "check_leakage"} | CLASSIFIERS | GANS
 MANIFEST = {"build_manifest", "make_folds", "simulate_survey"} | ALIGNED
 DEMO = {"make_demo_cohort"} | MANIFEST
 
+
+def each(section: str, names: str, rules: set[str]) -> dict[str, set[str]]:
+    """{section + name: rules} for every space-separated name."""
+    return {f"{section}{name}": rules for name in names.split()}
+
+
 EXPECTED: dict[str, set[str]] = {
     "seed": DEMO,
     "device": CLASSIFIERS | GANS,
-    **{
-        f"demo.{k}": DEMO
-        for k in (
-            "n_subjects",
-            "n_auxiliary",
-            "test_per_group",
-            "image_size",
-            "render_scale",
-            "grey_share",
-            "signal_strength",
-        )
-    },  # fmt: skip
+    "gpus": CLASSIFIERS | GANS,  # the torchrun launch of the training jobs
+    "deterministic": CLASSIFIERS | GANS,
+    **each("demo.", "n_subjects n_auxiliary test_per_group image_size render_scale grey_share signal_strength", DEMO),
     "cohort.inputs": MANIFEST,
     "cohort.fairface_age_map": MANIFEST,
-    "folds.n_folds": FOLDS,
-    "folds.group_by": FOLDS,
-    **{
-        f"align.{k}": {"align_shard"} | ALIGNED
-        for k in ("size", "background", "prefer", "manual_landmarks", "upsample", "max_upsample", "shard_size")
-    },  # fmt: skip
-    "align.zoom": {"align_shard"} | ALIGNED,  # also read by check_leakage and saliency_truth_check
-    "align.fail_on_error": ALIGNED,
-    "align.fail_on_test_error": ALIGNED,
-    **{f"leakage.{k}": {"check_leakage", "all"} for k in ("threshold", "fail", "max_pairs")},
-    **{
-        f"classifier.{k}": CLASSIFIERS
-        for k in (
-            "model",
-            "pretrained",
-            "dropout",
-            "msd_samples",
-            "batch_size",
-            "epochs",
-            "lr",
-            "warmup_factor",
-            "early_stop",
-            "loss_normalisation",
-            "augment",
-        )
-    },  # fmt: skip
-    **{f"classifier.class_weights.{d}": CLASSIFIERS for d in ("WS", "22q", "control", "unaffected")},
+    **each("folds.", "n_folds group_by", FOLDS),
+    # align.zoom is also read by check_leakage and saliency_truth_check, both downstream anyway
+    **each(
+        "align.",
+        "size zoom background prefer manual_landmarks upsample max_upsample shard_size",
+        {"align_shard"} | ALIGNED,
+    ),  # fmt: skip
+    **each("align.", "fail_on_error fail_on_test_error", ALIGNED),
+    **each("leakage.", "threshold fail max_pairs", {"check_leakage", "all"}),
+    **each(
+        "classifier.",
+        "model pretrained dropout msd_samples batch_size epochs lr warmup_factor early_stop "
+        "loss_normalisation augment precision micro_batch grad_checkpointing",
+        CLASSIFIERS,
+    ),  # fmt: skip
+    **each("classifier.class_weights.", "WS 22q control unaffected", CLASSIFIERS),
     "classifier.image_size": {"build_cache"} | CLASSIFIERS,
     "classifier.ensemble_threshold": PREDICTION,
     "classifier.bootstrap": EVALUATION,
     # Dropping a variant leaves its models alone: only the tables and the fakes' audit change.
     "classifier.variants": {"make_table2", "compare_clinicians", "privacy_audit", "all"},
-    **{
-        f"gan.{k}": GANS
-        for k in (
-            "channel_base",
-            "channel_max",
-            "z_dim",
-            "w_dim",
-            "mapping_layers",
-            "mbstd_group",
-            "kimg",
-            "batch",
-            "lr",
-            "r1_gamma",
-            "pl_weight",
-            "style_mixing",
-            "ema_kimg",
-            "ada_target",
-            "ada_kimg",
-            "oversample",
-            "unaffected_per_age",
-            "snapshot_kimg",
-            "precision",
-            "ffhq_weights",
-        )
-    },  # fmt: skip
+    **each(
+        "gan.",
+        "channel_base channel_max z_dim w_dim mapping_layers mbstd_group kimg batch lr r1_gamma pl_weight "
+        "style_mixing ema_kimg ada_target ada_kimg oversample unaffected_per_age snapshot_kimg precision "
+        "micro_batch num_fp16_res ffhq_weights",
+        GANS,
+    ),  # fmt: skip
     "gan.resolution": {"build_cache"} | GANS,
     "fakes.psi": FAKES,
-    **{f"fakes.privacy.{k}": {"privacy_audit", "all"} for k in ("embedding", "pixel_size", "sample_per_set")},
+    **each("fakes.privacy.", "embedding pixel_size sample_per_set", {"privacy_audit", "all"}),
     "clinicians.surveys": {"compare_clinicians", "all"},
     "clinicians.qualtrics": {"import_survey", "compare_clinicians", "all"},
-    **{
-        f"clinicians.{k}": {"simulate_survey", "compare_clinicians", "all"}
-        for k in ("raters", "images_per_rater", "image_spread")
-    },  # fmt: skip
-    **{f"clinicians.{k}": {"compare_clinicians", "all"} for k in ("permutations", "alternative")},
-    "saliency.variants": SALIENCY,
-    "saliency.diseases": SALIENCY,
-    **{f"saliency.{k}": SALIENCY for k in ("window", "stride", "reference_size", "batch")},
+    **each("clinicians.", "raters images_per_rater image_spread", {"simulate_survey", "compare_clinicians", "all"}),
+    **each("clinicians.", "permutations alternative", {"compare_clinicians", "all"}),
+    **each("saliency.", "variants diseases window stride reference_size batch precision", SALIENCY),
     "saliency.outlier_perc": {"saliency_composites", "all"},
-    **{
-        f"saliency.{k}": {"permutation_test", "all"}
-        for k in ("permutations", "alpha", "embedding", "imagenet_model", "imagenet_weights")
-    },  # fmt: skip
+    **each("saliency.", "permutations alpha embedding imagenet_model imagenet_weights", {"permutation_test", "all"}),
 }
 
 # Values for keys a generic rule cannot perturb meaningfully (files are made in the run folder).

@@ -20,10 +20,11 @@ rule train_classifier:
     params:
         out_dir=subpath(output.model, parent=True),
         options=get_options("train-classifier"),
+        launch=get_launcher(),
         fakes=get_fakes_flag,
         pretrained=get_path_flags("--pretrained", get_pretrained()),
     shell:
-        "syndface train-classifier --cache {input.cache} --folds {input.folds} --fold {wildcards.fold}"
+        "{params.launch} syndface train-classifier --cache {input.cache} --folds {input.folds} --fold {wildcards.fold}"
         " --variant {wildcards.variant} {params.fakes} {params.pretrained} --options {params.options:q}"
         " --num-threads {threads} --out-dir {params.out_dir} > {log} 2>&1"
 

@@ -7,6 +7,7 @@ from snakemake.utils import validate
 
 from syndface import config as syndface_config
 from syndface.cli import options_class
+from syndface.launch import launcher
 from syndface.options import CONFIG_SCHEMA, options_json
 from syndface.taxonomy import FAKE_TYPES, VARIANTS, variant_fake_type
 
@@ -23,6 +24,11 @@ def get_options(command):
     """The --options value of `syndface <command>`: exactly the config keys its options class reads.
     Rules pass it as a param, so a changed key reruns exactly the jobs whose commands read it."""
     return options_json(options_class(command), config)
+
+
+def get_launcher():
+    """torchrun over the job's GPUs when `gpus` > 1 (data-parallel training), else nothing."""
+    return launcher(config["gpus"])
 
 
 def check_variant_lists():

@@ -19,9 +19,10 @@ rule train_gan:
     params:
         out_dir=subpath(output.network, parent=True),
         options=get_options("train-gan"),
+        launch=get_launcher(),
         ffhq=get_path_flags("--resume-ffhq", get_ffhq_weights()),
     shell:
-        "syndface train-gan --cache {input.cache} --folds {input.folds} --fold {wildcards.fold} {params.ffhq}"
+        "{params.launch} syndface train-gan --cache {input.cache} --folds {input.folds} --fold {wildcards.fold} {params.ffhq}"
         " --options {params.options:q} --num-threads {threads} --out-dir {params.out_dir} > {log} 2>&1"
 
 

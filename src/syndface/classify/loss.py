@@ -21,12 +21,27 @@ import torch.nn.functional as F
 LOSS_NORMALISATIONS = ("weights", "batch")
 
 
-def weighted_cross_entropy(
-    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, normalisation: str = "weights"
-) -> torch.Tensor:
-    """Loss of N x C `logits` against N x C target probabilities (one-hot rows for hard labels)."""
+def loss_denominator(targets: torch.Tensor, weights: torch.Tensor, normalisation: str = "weights") -> torch.Tensor:
+    """Z of a batch: the sum of its target weights ("weights") or its size ("batch")."""
     if normalisation not in LOSS_NORMALISATIONS:
         raise ValueError(f"unknown loss normalisation {normalisation!r}; allowed: {', '.join(LOSS_NORMALISATIONS)}")
+    if normalisation == "batch":
+        return torch.tensor(float(targets.shape[0]), device=targets.device)
+    return (targets.float() * weights.to(targets.device, torch.float32)[None, :]).sum()
+
+
+def weighted_cross_entropy(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor,
+    normalisation: str = "weights",
+    denominator: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Loss of N x C `logits` against N x C target probabilities (one-hot rows for hard labels).
+
+    `denominator`: Z of the whole batch when these rows are only part of it (a micro-batch, or
+    one rank's share), so the parts' losses add up to the batch's loss exactly."""
+    if denominator is None:
+        denominator = loss_denominator(targets, weights, normalisation)
     weighted = targets.float() * weights.to(targets.device, torch.float32)[None, :]
-    total = -(weighted * F.log_softmax(logits.float(), dim=1)).sum()
-    return total / (weighted.sum() if normalisation == "weights" else logits.shape[0])
+    return -(weighted * F.log_softmax(logits.float(), dim=1)).sum() / denominator

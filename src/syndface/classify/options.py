@@ -21,14 +21,19 @@ class TrainOptions(Options):
     class_weights: dict[str, float] = setting("classifier.class_weights")
     loss_normalisation: str = setting("classifier.loss_normalisation")
     augment: str = setting("classifier.augment")
+    precision: str = setting("classifier.precision")
+    micro_batch: int = setting("classifier.micro_batch")
+    grad_checkpointing: bool = setting("classifier.grad_checkpointing")
     seed: int = setting("seed")
     device: str = setting("device")
+    deterministic: bool = setting("deterministic")
 
 
 @dataclass(frozen=True)
 class PredictOptions(Options):
     ensemble_threshold: float = setting("classifier.ensemble_threshold")
     batch_size: int = setting("classifier.batch_size")
+    precision: str = setting("classifier.precision")
     device: str = setting("device")
 
 

@@ -27,7 +27,7 @@ from syndface.classify.train import predict_probabilities
 from syndface.io import write_tsv
 from syndface.log import get_logger
 from syndface.options import add_options_argument
-from syndface.runtime import Precision, configure, resolve_device
+from syndface.runtime import configure, resolve_device, resolve_precision
 from syndface.taxonomy import DISEASES
 
 log = get_logger("syndface.classify")
@@ -46,10 +46,15 @@ def ensemble(probabilities: np.ndarray, threshold: float) -> tuple[np.ndarray, n
 
 
 def fold_probabilities(
-    model_paths: list[str], images: ImageSet, image_size: int, batch_size: int, device: torch.device
+    model_paths: list[str],
+    images: ImageSet,
+    image_size: int,
+    batch_size: int,
+    device: torch.device,
+    precision: str = "auto",
 ) -> tuple[list[int], np.ndarray]:
     """(fold number of each model, folds x images x classes softmax)."""
-    precision = Precision.for_device(device)
+    precision = resolve_precision(precision, device)
     folds, out = [], []
     for position, path in enumerate(model_paths):
         model, ckpt = load_classifier(path, device)
@@ -103,7 +108,7 @@ def main(argv: list[str], prog: str = "syndface predict") -> int:
     if test.empty:
         raise SystemExit(f"{args.cache} holds no test-split image: nothing to predict")
     folds, probabilities = fold_probabilities(
-        args.models, ImageSet(cache, test["row"].to_numpy()), cache.shape[1], opts.batch_size, device
+        args.models, ImageSet(cache, test["row"].to_numpy()), cache.shape[1], opts.batch_size, device, opts.precision
     )
     threshold = opts.ensemble_threshold
     table = prediction_table(test, folds, probabilities, threshold)

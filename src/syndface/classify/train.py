@@ -16,12 +16,20 @@ run (bitwise on CPU). The learning rate is a pure function of the epoch (`schedu
 the schedule's state is the epoch number. The checkpoint is deleted when training ends unless
 --keep-checkpoint is given. Both files record the TrainConfig, the syndface version and the
 numeric precision; a checkpoint written under another of any of them is refused, not mixed in.
+
+GPU runtime (`syndface.runtime`, `syndface.parallel`): the precision (bf16, or fp16 with loss
+scaling, or fp32) follows the GPU; `micro_batch` splits each batch into forward passes of at most
+that many images with gradients accumulated, so the optimiser still steps once per batch; under
+torchrun each of N GPUs takes batch/N images of every batch (DistributedDataParallel), and rank 0
+alone writes. Neither changes the batch, the learning rate or the outputs; what BatchNorm makes
+of them is said in `syndface.parallel`.
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import math
 import time
 from collections.abc import Iterator
@@ -32,19 +40,33 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from syndface import __version__
 from syndface.classify.augment import AUGMENT_MODES, BatchAugment
 from syndface.classify.data import FoldData, ImageSet, load_fold_data
 from syndface.classify.evaluate import balanced_accuracy
-from syndface.classify.loss import LOSS_NORMALISATIONS, weighted_cross_entropy
+from syndface.classify.loss import LOSS_NORMALISATIONS, loss_denominator, weighted_cross_entropy
 from syndface.classify.model import arch_of, build_classifier, normalise, to_unit_float
 from syndface.classify.options import TrainOptions
 from syndface.classify.schedule import paper_lr
 from syndface.io import save_torch, write_tsv
 from syndface.log import format_seconds, get_logger, progress
+from syndface.memory import enable_activation_checkpointing
 from syndface.options import add_options_argument
-from syndface.runtime import Precision, configure, resolve_device
+from syndface.parallel import (
+    SINGLE,
+    DistEnv,
+    all_reduce_sum,
+    broadcast_state,
+    gather_objects,
+    init_distributed,
+    micro_parts,
+    rank_share,
+    rng_state,
+    set_rng_state,
+)
+from syndface.runtime import Precision, configure, resolve_device, resolve_precision
 from syndface.seeding import derive_seed
 from syndface.taxonomy import BLEND_FRACTIONS, DISEASES, variant_fake_type
 
@@ -52,6 +74,7 @@ log = get_logger("syndface.classify")
 
 MODEL_FILE, HISTORY_FILE, CHECKPOINT_FILE = "model.pt", "history.tsv", "checkpoint.pt"
 CHECKPOINT_FORMAT = 1
+RUNTIME_OPTIONS = ("device", "precision", "micro_batch", "grad_checkpointing", "deterministic")
 
 
 @dataclass(frozen=True)
@@ -122,6 +145,13 @@ def to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
     return batch
 
 
+def _index(positions: np.ndarray) -> slice | torch.Tensor:
+    """A contiguous run of positions as a slice (a view, no copy), anything else as an index tensor."""
+    if len(positions) and np.array_equal(positions, np.arange(positions[0], positions[0] + len(positions))):
+        return slice(int(positions[0]), int(positions[0]) + len(positions))
+    return torch.from_numpy(positions)
+
+
 def train_step(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -132,16 +162,51 @@ def train_step(
     precision: Precision,
     device: torch.device,
     loss_normalisation: str = "weights",
+    *,
+    scaler: torch.amp.GradScaler | None = None,
+    micro_batch: int = 0,
+    env: DistEnv = SINGLE,
 ) -> torch.Tensor:
-    """One optimiser step on a uint8 NHWC batch; returns the loss (on the device, not synchronised)."""
+    """One optimiser step on one uint8 NHWC batch; returns this rank's part of the batch loss
+    (on the device, not synchronised; summed over ranks it is the batch loss).
+
+    `images`/`targets` are the whole global batch, on every rank: the augmentation draws its
+    random values for the whole batch, so each rank's share (`rank_share`) is augmented exactly
+    as in a single process. The share runs in micro-batches of at most `micro_batch` images
+    (0 = all at once); each back-propagates its rows of the batch loss (the class-weight
+    normaliser Z is the whole batch's), so the accumulated gradient is the full batch's.
+    Under DistributedDataParallel, which averages gradients over ranks, the loss is multiplied
+    by the number of ranks so that the average is that sum, and only the last micro-batch
+    synchronises. With fp16 the `scaler` scales the loss, and skips the step (lowering its
+    scale) when a gradient overflowed to inf/NaN.
+    """
+    if precision.scaled and scaler is None:
+        raise ValueError("fp16 training needs the run's GradScaler (precision.grad_scaler())")
     x = normalise(augment(to_unit_float(images, device)), precision.channels_last)
-    with precision.autocast_context(device):
-        logits = model(x)
-    loss = weighted_cross_entropy(logits, targets, weights, loss_normalisation)
+    targets = targets.to(device)
+    denominator = loss_denominator(targets, weights, loss_normalisation)
+    if env.distributed:
+        share = _index(rank_share(len(x), env))
+        x, targets = x[share], targets[share]
+    parts = micro_parts(len(x), micro_batch, min_size=2)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return loss.detach()
+    total = torch.zeros((), device=device)
+    for i, positions in enumerate(parts):
+        part = _index(positions)
+        defer_sync = i < len(parts) - 1 and isinstance(model, DistributedDataParallel)
+        with model.no_sync() if defer_sync else contextlib.nullcontext():
+            with precision.autocast_context():
+                logits = model(x[part])
+            loss = weighted_cross_entropy(logits, targets[part], weights, loss_normalisation, denominator)
+            scaled = loss * env.world_size
+            (scaler.scale(scaled) if scaler is not None else scaled).backward()
+        total += loss.detach()
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    return total
 
 
 @torch.no_grad()
@@ -157,16 +222,35 @@ def predict_probabilities(
         if len(batch) < batch_size:
             batch = torch.cat([batch, batch.new_zeros((batch_size - len(batch), *batch.shape[1:]))])
         x = normalise(to_unit_float(to_device(batch, device), device), precision.channels_last)
-        with precision.autocast_context(device):
+        with precision.autocast_context():
             logits = model(x)
         out.append(torch.softmax(logits.float(), 1)[: len(idx)].cpu())
     return torch.cat(out).numpy() if out else np.empty((0, len(DISEASES)), np.float32)
 
 
 def validate(
-    model: torch.nn.Module, data: FoldData, batch_size: int, precision: Precision, device: torch.device
+    model: torch.nn.Module,
+    data: FoldData,
+    batch_size: int,
+    precision: Precision,
+    device: torch.device,
+    env: DistEnv = SINGLE,
 ) -> dict[str, float]:
-    pred = predict_probabilities(model, data.val, batch_size, precision, device).argmax(1)
+    """Validation accuracies. Under data parallelism every rank first takes rank 0's BatchNorm
+    statistics (its model is the one saved), predicts its slice of the images, and all ranks
+    get every prediction, so all take the same best-epoch and early-stop decisions."""
+    if env.distributed:
+        broadcast_state(model, env, buffers_only=True)
+        shard = np.array_split(np.arange(len(data.val)), env.world_size)[env.rank]
+        if len(data.val.extra):
+            raise ValueError("validation images are cache rows only")
+        mine = predict_probabilities(
+            model, ImageSet(data.val.cache, data.val.rows[shard]), batch_size, precision, device
+        )
+        probabilities = np.concatenate(gather_objects(mine, env))
+    else:
+        probabilities = predict_probabilities(model, data.val, batch_size, precision, device)
+    pred = probabilities.argmax(1)
     cohort = data.val_cohort
     return {
         "val_accuracy": float((pred == data.val_labels).mean()),
@@ -176,16 +260,38 @@ def validate(
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, out_dir: str | Path, device: torch.device):
-        self.cfg, self.out_dir, self.device = cfg, Path(out_dir), device
-        self.precision = Precision.for_device(device)
+    """One fold model's training. `precision`, `micro_batch`, `grad_checkpointing` and the number
+    of ranks are how it runs, not what it learns: a checkpoint may be resumed under others (with
+    a warning, as BatchNorm and rounding then make the result differ from an uninterrupted run)."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        out_dir: str | Path,
+        device: torch.device,
+        precision: Precision | None = None,
+        micro_batch: int = 0,
+        grad_checkpointing: bool = False,
+        env: DistEnv = SINGLE,
+    ):
+        self.cfg, self.out_dir, self.device, self.env = cfg, Path(out_dir), device, env
+        self.precision = precision or Precision.for_device(device)
+        self.micro_batch, self.grad_checkpointing = micro_batch, grad_checkpointing
         torch.manual_seed(derive_seed(cfg.seed, "classifier", "init", cfg.fold))
         self.model = build_classifier(**cfg.arch(), pretrained=cfg.pretrained).to(device)
+        if grad_checkpointing:
+            enable_activation_checkpointing(self.model)
         if self.precision.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        # What the training step calls: the model itself, or its DDP wrapper (same parameters).
+        self.net: torch.nn.Module = self.model
+        if env.distributed:
+            self.net = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
-        # Dropout draws from the global generator; the order and augmentation streams have their own.
-        torch.manual_seed(derive_seed(cfg.seed, "classifier", "dropout", cfg.fold))
+        self.scaler = self.precision.grad_scaler()
+        # Dropout draws from the global generator (one stream per rank); order and augmentation
+        # have their own, the same on every rank, so all ranks draw the same global batches.
+        torch.manual_seed(derive_seed(cfg.seed, "classifier", "dropout", cfg.fold, *([env.rank] if env.rank else [])))
         self.order_gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "classifier", "order", cfg.fold))
         self.augment = BatchAugment(
             cfg.augment, torch.Generator().manual_seed(derive_seed(cfg.seed, "classifier", "augment", cfg.fold))
@@ -194,45 +300,81 @@ class Trainer:
         self.state = TrainState()
         self.best_weights: dict[str, torch.Tensor] = {}
 
+    def runtime(self) -> dict[str, Any]:
+        return {
+            "precision": self.precision.name,
+            "micro_batch": self.micro_batch,
+            "grad_checkpointing": self.grad_checkpointing,
+            "gpus": self.env.world_size if self.device.type == "cuda" else 0,
+            "processes": self.env.world_size,
+        }
+
     # --- checkpoint ---------------------------------------------------------------------------
     def provenance(self) -> dict[str, Any]:
         """What made the weights besides the TrainConfig: the code's version and the arithmetic."""
         return {"syndface_version": __version__, "precision": self.precision.name}
 
     def checkpoint(self) -> dict[str, Any]:
+        """The checkpoint (collective under data parallelism: it gathers every rank's dropout generator)."""
+        rng = {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            "order": self.order_gen.get_state(),
+            "augment": self.augment.generator.get_state(),
+        }
+        if self.env.distributed:
+            rng["ranks"] = gather_objects(rng_state(self.device), self.env)
         return {
             "format": CHECKPOINT_FORMAT,
             **self.provenance(),
             "config": asdict(self.cfg),
+            "runtime": self.runtime(),
             "state": asdict(self.state),
             "model": self.model.state_dict(),
             "best_model": self.best_weights,
             "optimizer": self.optimizer.state_dict(),
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
-                "order": self.order_gen.get_state(),
-                "augment": self.augment.generator.get_state(),
-            },
+            "scaler": self.scaler.state_dict(),
+            "rng": rng,
         }
 
     def resume(self, path: Path) -> None:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         if ckpt.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{path} is not a checkpoint this version can resume; delete it to start over")
-        differs = sorted(k for k, v in asdict(self.cfg).items() if ckpt["config"].get(k) != v)
+        # How the arithmetic is spread (device, micro-batches, recomputation, determinism) may change
+        # between a pre-empted run and its rerun: the runtime check below warns; the precision
+        # actually used is part of the provenance and must match.
+        differs = sorted(
+            k for k, v in asdict(self.cfg).items() if k not in RUNTIME_OPTIONS and ckpt["config"].get(k) != v
+        )
         differs += [f"{k} ({ckpt.get(k)} there, {v} here)" for k, v in self.provenance().items() if ckpt.get(k) != v]
         if differs:
             raise ValueError(
                 f"{path} was written by a run with other settings (differs in: {', '.join(differs)}); "
                 "delete it to start over or use another --out-dir"
             )
+        before = ckpt.get("runtime")
+        if before is not None and before != self.runtime():
+            log.warning(
+                "resuming a run that trained with %s under %s: the result will differ slightly from an uninterrupted run",
+                before,
+                self.runtime(),
+            )
         self.model.load_state_dict(ckpt["model"])
         self.best_weights = ckpt["best_model"]
         self.optimizer.load_state_dict(ckpt["optimizer"])
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        if self.device.type == "cuda" and ckpt["rng"]["cuda"]:
-            torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+        if self.scaler.is_enabled() and ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        ranks = ckpt["rng"].get("ranks")
+        if self.env.distributed and ranks is not None and len(ranks) == self.env.world_size:
+            set_rng_state(ranks[self.env.rank], self.device)
+        elif self.env.is_main:
+            torch.set_rng_state(ckpt["rng"]["torch"])
+            if self.device.type == "cuda" and ckpt["rng"]["cuda"]:
+                torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+        else:  # a new rank (more processes than the checkpoint's): a fresh dropout stream of its own
+            epoch = ckpt["state"]["epoch"]
+            torch.manual_seed(derive_seed(self.cfg.seed, "classifier", "dropout", self.cfg.fold, self.env.rank, epoch))
         self.order_gen.set_state(ckpt["rng"]["order"])
         self.augment.generator.set_state(ckpt["rng"]["augment"])
         self.state = TrainState(**ckpt["state"])
@@ -257,6 +399,7 @@ class Trainer:
                 "val_cohort_balanced_accuracy": self.state.best_metric,
                 "train_config": asdict(self.cfg),
                 **self.provenance(),
+                "runtime": self.runtime(),
             },
             self.out_dir / MODEL_FILE,
         )
@@ -275,16 +418,16 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
-        index_batches = batches(
-            len(data.train), self.cfg.batch_size, self.order_gen, drop_last=self.device.type == "cuda"
-        )
+        # Fixed batch shapes on a GPU (cuDNN tunes per shape) and across ranks (equal shares).
+        drop_last = self.device.type == "cuda" or self.env.distributed
+        index_batches = batches(len(data.train), self.cfg.batch_size, self.order_gen, drop_last=drop_last)
         total = torch.zeros((), device=self.device)
         stream = prefetched(data.train, index_batches)
         if not self.state.history or self.state.history[-1]["seconds"] > 60:  # progress within long epochs only
             stream = progress(stream, len(index_batches), f"epoch {epoch} batches", log, every_s=60)
         for idx, batch in stream:
-            loss = train_step(
-                self.model,
+            total += train_step(
+                self.net,
                 self.optimizer,
                 to_device(batch, self.device),
                 targets[torch.from_numpy(idx)].to(self.device),
@@ -293,9 +436,11 @@ class Trainer:
                 self.precision,
                 self.device,
                 self.cfg.loss_normalisation,
+                scaler=self.scaler,
+                micro_batch=self.micro_batch,
+                env=self.env,
             )
-            total += loss
-        return lr, float(total) / max(1, len(index_batches))
+        return lr, float(all_reduce_sum(total, self.env)) / max(1, len(index_batches))
 
     def fit(self, data: FoldData, stop_after_epochs: int | None = None) -> bool:
         """Train until the last epoch or early stop; returns False when stopped early by the test hook."""
@@ -308,7 +453,7 @@ class Trainer:
             start = time.monotonic()
             epoch = self.state.epoch + 1
             lr, loss = self.run_epoch(data, targets, epoch)
-            metrics = validate(self.model, data, self.cfg.batch_size, self.precision, self.device)
+            metrics = validate(self.model, data, self.cfg.batch_size, self.precision, self.device, self.env)
             self.state.epoch = epoch
             improved = metrics["val_cohort_balanced_accuracy"] > self.state.best_metric
             if improved:
@@ -320,15 +465,18 @@ class Trainer:
                 self.best_weights = {
                     k: v.detach().cpu().contiguous().clone() for k, v in self.model.state_dict().items()
                 }
-                self.save_best()
+                if self.env.is_main:
+                    self.save_best()
             else:
                 self.state.patience += 1
             seconds = time.monotonic() - start
             self.state.history.append(
                 {"epoch": epoch, "lr": lr, "loss": loss, **metrics, "best": improved, "seconds": round(seconds, 3)}
             )
-            self.write_history()
-            save_torch(self.checkpoint(), self.out_dir / CHECKPOINT_FILE)
+            checkpoint = self.checkpoint()
+            if self.env.is_main:
+                self.write_history()
+                save_torch(checkpoint, self.out_dir / CHECKPOINT_FILE)
             epochs_here += 1
             mean_s = float(np.mean([row["seconds"] for row in self.state.history]))
             log.info(
@@ -347,8 +495,9 @@ class Trainer:
             )
         if self.state.patience >= self.cfg.early_stop and self.state.epoch < self.cfg.epochs:
             log.info("early stop after epoch %d: no gain for %d epochs", self.state.epoch, self.state.patience)
-        self.save_best()
-        self.write_history()
+        if self.env.is_main:
+            self.save_best()
+            self.write_history()
         return True
 
 
@@ -359,7 +508,11 @@ def train_classifier(
     stop_after_epochs: int | None = None,
     keep_checkpoint: bool = False,
 ) -> Path:
-    """Train (or resume) one fold model; returns the path of model.pt."""
+    """Train (or resume) one fold model; returns the path of model.pt.
+
+    Started by torchrun with N processes, it trains data-parallel on N GPUs (or N CPU processes
+    over gloo); `cfg.precision` is auto/fp32/fp16/bf16 (`syndface.runtime.resolve_precision`),
+    `cfg.micro_batch` the most images per GPU per forward pass (0 = the whole share of a batch)."""
     if cfg.augment not in AUGMENT_MODES:
         raise ValueError(f"unknown augment mode {cfg.augment!r}; allowed: {', '.join(AUGMENT_MODES)}")
     if cfg.label_mode not in ("hard", "soft"):
@@ -370,24 +523,32 @@ def train_classifier(
         )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    dev = resolve_device(cfg.device)
-    configure(dev, num_threads)
+    env, dev = init_distributed(resolve_device(cfg.device))
+    if cfg.batch_size % env.world_size:
+        raise ValueError(
+            f"batch size {cfg.batch_size} does not split evenly over {env.world_size} GPUs; "
+            f"use a multiple of {env.world_size}"
+        )
+    configure(dev, num_threads, deterministic=cfg.deterministic)
+    prec = resolve_precision(cfg.precision, dev)
     data = load_fold_data(cfg.cache, cfg.folds, cfg.fold, cfg.image_size, cfg.fakes, cfg.label_mode)
-    trainer = Trainer(cfg, out_dir, dev)
+    trainer = Trainer(cfg, out_dir, dev, prec, cfg.micro_batch, cfg.grad_checkpointing, env)
     checkpoint = out_dir / CHECKPOINT_FILE
     if checkpoint.exists():
         trainer.resume(checkpoint)
     log.info(
-        "training %s at %d px on %s (%s), %d epochs, batch %d, augment %s",
+        "training %s at %d px on %s%s (%s), %d epochs, batch %d%s, augment %s",
         cfg.model,
         cfg.image_size,
         dev,
-        "bf16 autocast + channels_last" if trainer.precision.autocast else "fp32",
+        f" x {env.world_size} processes" if env.distributed else "",
+        prec.describe() + (", activation checkpointing" if cfg.grad_checkpointing else ""),
         cfg.epochs,
         cfg.batch_size,
+        f" in micro-batches of <= {cfg.micro_batch} per process" if cfg.micro_batch else "",
         cfg.augment,
     )
-    if trainer.fit(data, stop_after_epochs) and not keep_checkpoint:
+    if trainer.fit(data, stop_after_epochs) and not keep_checkpoint and env.is_main:
         checkpoint.unlink(missing_ok=True)
     return out_dir / MODEL_FILE
 

@@ -6,6 +6,11 @@ ones, disease 4 x 256 and age 5 x 256, concatenated to 512, so the disease embed
 from every age group and the age embedding from every image. The embedding is affine in the
 label, so a blended or interpolated label is just a weighted label vector.
 
+Half precision follows the official network: `use_reduced_precision` runs the blocks of the
+`num_fp16_res` highest resolutions of G and D in fp16 (or bf16), everything else in fp32, with
+activations clamped to +-conv_clamp (256) and the modulated convolutions' weights and styles
+pre-normalised in fp16 so no intermediate sum overflows; parameters stay fp32.
+
 Layer names follow the official StyleGAN2-ADA state dict (mapping.fc{i}, synthesis.b{res}.conv0,
 torgb, affine, noise_strength, ...), so a pretrained FFHQ network maps onto these modules by
 name (syndface.gan.ffhq). Every weight uses the equalised learning rate: stored N(0, 1), scaled
@@ -198,7 +203,14 @@ def modulated_conv2d(
 
     Equal to convolving each sample with weight * style (then normalising each output filter to
     unit norm when `demodulate`), but runs as one ordinary convolution for the whole batch.
+    In fp16 (max 65504) the weights are first scaled per output filter to a largest entry of
+    1/sqrt(fan_in) and the styles per sample to a largest entry of 1, as the official network
+    does: demodulation divides both scales out again, and without them a 512-channel 3x3 sum of
+    styled activations can overflow.
     """
+    if demodulate and x.dtype == torch.float16:
+        weight = weight * (1 / math.sqrt(weight[0].numel()) / weight.abs().amax(dim=[1, 2, 3], keepdim=True))
+        styles = styles / styles.abs().amax(dim=1, keepdim=True)
     x = x * styles.to(x.dtype)[:, :, None, None]
     if up:
         x = F.conv_transpose2d(x, weight.transpose(0, 1).to(x.dtype), stride=2)
@@ -255,6 +267,8 @@ class ToRGB(nn.Module):
 class SynthesisBlock(nn.Module):
     """One resolution: (learned 4x4 constant | upsampling conv0), conv1, toRGB added to the upsampled image (skip)."""
 
+    compute_dtype = torch.float32  # set by use_reduced_precision; the image itself always accumulates in fp32
+
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, conv_clamp: float | None):
         super().__init__()
         self.is_first = in_channels == 0
@@ -270,12 +284,12 @@ class SynthesisBlock(nn.Module):
         self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor, noise_mode: str
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if self.is_first:
-            x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1).to(ws.dtype)
+            x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1).to(self.compute_dtype)
             x = self.conv1(x, ws[:, 0], noise_mode)
         else:
-            x = self.conv0(x, ws[:, 0], noise_mode)
+            x = self.conv0(x.to(self.compute_dtype), ws[:, 0], noise_mode)
             x = self.conv1(x, ws[:, 1], noise_mode)
-        rgb = self.torgb(x, ws[:, self.num_conv])
+        rgb = self.torgb(x, ws[:, self.num_conv]).float()
         if img is not None:
             rgb = rgb + upfirdn2d(img, fir_filter(img.device, img.dtype), up=2, pad=(2, 1), gain=4)
         return x, rgb
@@ -362,6 +376,8 @@ class Conv2dLayer(nn.Module):
 class DiscriminatorBlock(nn.Module):
     """Residual block at one resolution: conv0, downsampling conv1, plus a 1x1 downsampling skip (sum scaled by sqrt(.5))."""
 
+    compute_dtype = torch.float32  # set by use_reduced_precision
+
     def __init__(self, in_channels: int, tmp_channels: int, out_channels: int, conv_clamp: float | None):
         super().__init__()
         if in_channels == 0:
@@ -371,6 +387,7 @@ class DiscriminatorBlock(nn.Module):
         self.skip = Conv2dLayer(tmp_channels, out_channels, 1, lrelu=False, bias=False, down=True, gain=math.sqrt(0.5))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.compute_dtype)
         if hasattr(self, "fromrgb"):
             x = self.fromrgb(x)
         return self.skip(x) + self.conv1(self.conv0(x))
@@ -428,7 +445,30 @@ class Discriminator(nn.Module):
         x = img
         for res in self.resolutions:
             x = getattr(self, f"b{res}")(x)
-        return self.b4(x, normalize_2nd_moment(self.embed(label)))
+        return self.b4(x.float(), normalize_2nd_moment(self.embed(label)))
+
+
+def use_reduced_precision(net: Generator | Discriminator, dtype: torch.dtype, num_res: int = 4) -> list[int]:
+    """Run the blocks of the `num_res` highest resolutions of `net` in `dtype` (fp16 or bf16), the
+    others in fp32, as the official `num_fp16_res` (4: 32-256 px at 256); returns those resolutions.
+
+    The mapping network, the 4-16 px blocks (512 channels: the widest sums, a small share of the
+    compute), D's epilogue (minibatch std, the 8192-wide FC, the projection), the losses and the
+    optimiser stay fp32. fp16 needs the activation clamp (conv_clamp) the official network uses
+    with it. float32 (or num_res 0) restores full precision."""
+    if dtype == torch.float16 and net.arch.conv_clamp is None and num_res > 0:
+        raise ValueError(
+            "fp16 blocks need conv_clamp (the official 256) to keep activations in range; set it or use fp32"
+        )
+    lowest = max(net.arch.resolution >> (num_res - 1), 8) if num_res > 0 else 2 * net.arch.resolution
+    blocks = net.synthesis if isinstance(net, Generator) else net
+    reduced = []
+    for res in blocks.resolutions:
+        block = getattr(blocks, f"b{res}")
+        block.compute_dtype = dtype if res >= lowest else torch.float32
+        if block.compute_dtype != torch.float32:
+            reduced.append(res)
+    return reduced
 
 
 def label_vectors(diseases: list[str] | tuple[str, ...], age_groups: list[str] | tuple[str, ...]) -> torch.Tensor:

@@ -29,8 +29,11 @@ class GanOptions(Options):
     unaffected_per_age: int = setting("gan.unaffected_per_age")
     snapshot_kimg: float = setting("gan.snapshot_kimg")
     precision: str = setting("gan.precision")
+    micro_batch: int = setting("gan.micro_batch")
+    num_fp16_res: int = setting("gan.num_fp16_res")
     seed: int = setting("seed")
     device: str = setting("device")
+    deterministic: bool = setting("deterministic")
 
 
 @dataclass(frozen=True)

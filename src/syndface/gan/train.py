@@ -32,18 +32,30 @@ import torch.nn.functional as F
 
 from syndface import __version__
 from syndface.gan.augment import AdaController, AugmentPipe
-from syndface.gan.networks import Discriminator, GanArch, Generator, label_vectors
+from syndface.gan.networks import Discriminator, GanArch, Generator, label_vectors, use_reduced_precision
 from syndface.gan.options import GanOptions
 from syndface.io import read_tsv, save_torch, write_tsv
 from syndface.log import format_seconds, get_logger
 from syndface.options import add_options_argument
-from syndface.runtime import configure, resolve_device
-from syndface.seeding import rng, seed_everything
+from syndface.parallel import (
+    DistEnv,
+    all_reduce_grads,
+    all_reduce_sum,
+    broadcast_state,
+    gather_objects,
+    init_distributed,
+    micro_parts,
+    rank_share,
+    rng_state,
+    set_rng_state,
+)
+from syndface.runtime import Precision, configure, resolve_device, resolve_precision
+from syndface.seeding import derive_seed, rng, seed_everything
 from syndface.taxonomy import AFFECTED, AGE_GROUPS, DISEASES
 
 log = get_logger("syndface.gan.train")
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -117,7 +129,21 @@ def _adam(params, lr: float, reg_interval: int, regularised: bool) -> torch.opti
 
 
 class GanTrainer:
-    """Networks, optimisers, ADA and the training step; everything random draws from torch's global generators."""
+    """Networks, optimisers, ADA and the training step.
+
+    Randomness: which reals, the fake labels and the latents of every phase come from one
+    batch generator, the same on every rank, so the ranks draw one global batch and each takes
+    its share; what happens inside the networks (synthesis noise, style mixing, ADA's draws)
+    comes from torch's global generators, one stream per rank (rank 0's is a single process's).
+
+    Precision (`syndface.runtime.Precision`): fp16 or bf16 run the `num_fp16_res` highest
+    resolutions of G and D in that dtype as the official implementation does
+    (`networks.use_reduced_precision`: activations clamped to +-256, fp16 weights and styles
+    pre-normalised); the rest, the losses, the regularisers' squares and the optimiser stay
+    fp32. Like the official code there is no loss scaling: the clamp and the pre-normalisation
+    keep the forward pass in range, and a non-finite gradient entry is zeroed (nan_to_num)
+    before each optimiser step.
+    """
 
     def __init__(
         self,
@@ -127,19 +153,35 @@ class GanTrainer:
         items: torch.Tensor,
         labels: torch.Tensor,
         device: torch.device,
-        precision: str = "fp32",
+        precision: str | Precision = "fp32",
+        micro_batch: int = 0,
+        num_fp16_res: int = 4,
+        env: DistEnv | None = None,
     ):
-        """`images`: uint8 [U, 3, R, R]; `items`: index into images per training item (copies repeated); `labels`: [items, 9]."""
-        if precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
+        """`images`: uint8 [U, 3, R, R]; `items`: index into images per training item (copies repeated); `labels`: [items, 9].
+
+        `micro_batch`: most images per forward pass on one GPU (0 = the rank's whole share), a
+        multiple of the minibatch-std group. Without `env`, a process started by torchrun joins
+        its job's process group here and trains its share of every batch."""
+        if env is None:
+            env, device = init_distributed(device)
         if images.shape[-1] != arch.resolution:
             raise ValueError(f"training images are {images.shape[-1]} px but the GAN resolution is {arch.resolution}")
-        seed_everything(opts.seed)
-        self.arch, self.opts, self.device = arch, opts, device
+        self.precision = precision if isinstance(precision, Precision) else resolve_precision(precision, device)
+        self.group = min(arch.mbstd_group, opts.batch)
+        rank_share(opts.batch, env, self.group)  # the batch must split into equal shares of whole groups
+        micro_parts(opts.batch // env.world_size, micro_batch, self.group)  # and micro_batch into whole groups
+        seed_everything(opts.seed)  # the same initial networks on every rank
+        self.arch, self.opts, self.device, self.env, self.micro_batch = arch, opts, device, env, micro_batch
         self.images, self.items, self.labels = images.to(device), items, labels
-        self.precision = precision
         self.G = Generator(arch).to(device).train()
         self.D = Discriminator(arch).to(device).train()
+        self.reduced_resolutions = {"G": [], "D": []}
+        if self.precision.reduced:
+            self.reduced_resolutions = {
+                "G": use_reduced_precision(self.G, self.precision.dtype, num_fp16_res),
+                "D": use_reduced_precision(self.D, self.precision.dtype, num_fp16_res),
+            }
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.opt_G = _adam(self.G.parameters(), opts.lr, opts.g_reg_interval, opts.pl_weight > 0)
         self.opt_D = _adam(self.D.parameters(), opts.lr, opts.d_reg_interval, opts.r1_gamma > 0)
@@ -148,16 +190,29 @@ class GanTrainer:
         self.pl_mean = torch.zeros([], device=device)
         self.step = 0
         self.nimg = 0
+        self.batch_gen = torch.Generator().manual_seed(derive_seed(opts.seed, "gan", "batch"))
+        if env.rank:
+            torch.manual_seed(derive_seed(opts.seed, "gan", "rank", env.rank))
+
+    def runtime(self) -> dict[str, Any]:
+        return {
+            "precision": self.precision.name,
+            "reduced_precision_resolutions": self.reduced_resolutions,
+            "micro_batch": self.micro_batch,
+            "processes": self.env.world_size,
+        }
 
     # --- one training step --------------------------------------------------------------
 
-    def _autocast(self) -> torch.autocast:
-        """bf16 autocast for the main G and D passes when asked; the regularisers always run in fp32."""
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+    def _latents(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """z and labels of n fakes; the labels are those of uniformly drawn training items, so
+        fakes follow the training label mix."""
+        labels = self.labels[torch.randint(len(self.items), (n,), generator=self.batch_gen)]
+        z = torch.randn(n, self.arch.z_dim, generator=self.batch_gen)
+        return z.to(self.device), labels.to(self.device)
 
-    def _sample_labels(self, n: int) -> torch.Tensor:
-        """Labels of uniformly drawn training items, so fakes follow the training label mix."""
-        return self.labels[torch.randint(len(self.items), (n,))].to(self.device)
+    def _reals(self, index: torch.Tensor) -> torch.Tensor:
+        return self.images[self.items[index].to(self.device)].float() / 127.5 - 1
 
     def _ws(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         ws = self.G.map(z, labels, update_w_avg=True)
@@ -167,64 +222,120 @@ class GanTrainer:
             ws = torch.cat([ws[:, :cutoff], other[:, cutoff:]], dim=1)
         return ws
 
-    def _optimise(self, opt: torch.optim.Optimizer, loss: torch.Tensor, params) -> None:
+    def _phase(self, opt: torch.optim.Optimizer, net: torch.nn.Module, n: int, group: int, loss_of) -> float:
+        """One optimiser step of `net` on a global batch of n: this rank's share in micro-batches,
+        `loss_of(positions)` giving each micro-batch's part of the batch loss; returns the batch
+        loss (summed over ranks). Gradients are summed over ranks, non-finite entries zeroed."""
+        share = rank_share(n, self.env, group)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        total = torch.zeros((), device=self.device)
+        for part in micro_parts(len(share), self.micro_batch, group):
+            loss = loss_of(torch.from_numpy(share[part]).to(self.device))
+            loss.backward()
+            total += loss.detach()
+        params = [p for p in net.parameters() if p.grad is not None]
+        all_reduce_grads(params, self.env)
         for p in params:
-            if p.grad is not None:
-                torch.nan_to_num(p.grad, nan=0.0, posinf=1e5, neginf=-1e5, out=p.grad)
+            torch.nan_to_num(p.grad, nan=0.0, posinf=1e5, neginf=-1e5, out=p.grad)
         opt.step()
+        return float(all_reduce_sum(total, self.env))
 
-    def train_step(self) -> dict[str, float]:
-        o, G, D, n = self.opts, self.G, self.D, self.opts.batch
-        stats: dict[str, float] = {}
-        pick = torch.randint(len(self.items), (n,))
-        reals = self.images[self.items[pick].to(self.device)].float() / 127.5 - 1
-        real_labels = self.labels[pick].to(self.device)
-
+    def g_main(self, z: torch.Tensor, labels: torch.Tensor) -> float:
+        """G's adversarial step: non-saturating loss mean softplus(-D(aug(G(z))))."""
+        n, G, D = len(z), self.G, self.D
         G.requires_grad_(True)
         D.requires_grad_(False)
-        labels = self._sample_labels(n)
-        with self._autocast():
-            fakes = G.synthesis(self._ws(torch.randn(n, self.arch.z_dim, device=self.device), labels))
-            loss = F.softplus(-D(self.augment(fakes), labels)).mean()
-        self._optimise(self.opt_G, loss, G.parameters())
-        stats["loss_G"] = float(loss.detach())
 
-        if o.pl_weight > 0 and self.step % o.g_reg_interval == 0:
-            m = max(n // 2, 1)
-            ws = self._ws(torch.randn(m, self.arch.z_dim, device=self.device), self._sample_labels(m))
+        def loss_of(p: torch.Tensor) -> torch.Tensor:
+            fakes = G.synthesis(self._ws(z[p], labels[p]))
+            return F.softplus(-D(self.augment(fakes), labels[p])).sum() / n
+
+        return self._phase(self.opt_G, G, n, self.group, loss_of)
+
+    def g_path_length(self, z: torch.Tensor, labels: torch.Tensor) -> float:
+        """Path-length regularisation: penalty (|J^T y| - a)^2, a the running mean of the lengths.
+
+        The penalty uses a as it was before this batch, and a then moves towards the mean length
+        of the whole batch (over every micro-batch and rank), so a is one number whatever the
+        split; the official code moves a first, by each micro-batch of each GPU, which differs by
+        1 % of one batch's deviation."""
+        n, G, o = len(z), self.G, self.opts
+        lengths_sum = torch.zeros((), device=self.device)
+        pl_mean = self.pl_mean.clone()
+
+        def loss_of(p: torch.Tensor) -> torch.Tensor:
+            nonlocal lengths_sum
+            ws = self._ws(z[p], labels[p])
             fakes = G.synthesis(ws)
             noise = torch.randn_like(fakes) / math.sqrt(fakes.shape[2] * fakes.shape[3])
             (grad,) = torch.autograd.grad((fakes * noise).sum(), ws, create_graph=True)
-            lengths = grad.square().sum(2).mean(1).sqrt()
-            self.pl_mean.copy_(self.pl_mean.lerp(lengths.mean().detach(), 0.01))
-            penalty = (lengths - self.pl_mean).square().mean()
-            self._optimise(self.opt_G, penalty * o.pl_weight * o.g_reg_interval, G.parameters())
-            stats["pl_penalty"] = float(penalty.detach())
+            lengths = grad.float().square().sum(2).mean(1).sqrt()
+            lengths_sum = lengths_sum + lengths.detach().sum()
+            return (lengths - pl_mean).square().sum() / n * o.pl_weight * o.g_reg_interval
 
+        penalty = self._phase(self.opt_G, G, n, 1, loss_of) / (o.pl_weight * o.g_reg_interval)
+        self.pl_mean.copy_(self.pl_mean.lerp(all_reduce_sum(lengths_sum, self.env) / n, 0.01))
+        return penalty
+
+    def d_main(
+        self, z: torch.Tensor, labels: torch.Tensor, real_index: torch.Tensor, real_labels: torch.Tensor
+    ) -> tuple[float, torch.Tensor]:
+        """D's adversarial step: softplus(D(aug(fake))) + softplus(-D(aug(real))); returns the loss
+        and (sum of sign(D(real)), count) of this rank for ADA."""
+        n, G, D = len(z), self.G, self.D
         G.requires_grad_(False)
         D.requires_grad_(True)
-        labels = self._sample_labels(n)
-        with self._autocast():
+        signs = torch.zeros(2, device=self.device)
+
+        def loss_of(p: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():
-                fakes = G.synthesis(self._ws(torch.randn(n, self.arch.z_dim, device=self.device), labels))
-            fake_logits = D(self.augment(fakes), labels)
-            real_logits = D(self.augment(reals), real_labels)
-            loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
-        self.ada.accumulate(real_logits)
-        self._optimise(self.opt_D, loss, D.parameters())
-        stats["loss_D"] = float(loss.detach())
+                fakes = G.synthesis(self._ws(z[p], labels[p]))
+            fake_logits = D(self.augment(fakes), labels[p])
+            real_logits = D(self.augment(self._reals(real_index[p.cpu()])), real_labels[p])
+            signs[0] += real_logits.detach().sign().sum()
+            signs[1] += real_logits.numel()
+            return (F.softplus(fake_logits).sum() + F.softplus(-real_logits).sum()) / n
 
-        if o.r1_gamma > 0 and self.step % o.d_reg_interval == 0:
-            x = reals.detach().requires_grad_(True)
-            logits = D(self.augment(x), real_labels)
-            self.ada.accumulate(logits)
+        return self._phase(self.opt_D, D, n, self.group, loss_of), signs
+
+    def d_r1(self, real_index: torch.Tensor, real_labels: torch.Tensor) -> tuple[float, torch.Tensor]:
+        """R1: (gamma / 2) |grad_x D(aug(x))|^2 on reals (through the augmentation); returns the
+        penalty and this rank's (sum of signs, count) for ADA."""
+        n, D, o = len(real_index), self.D, self.opts
+        signs = torch.zeros(2, device=self.device)
+
+        def loss_of(p: torch.Tensor) -> torch.Tensor:
+            x = self._reals(real_index[p.cpu()]).requires_grad_(True)
+            logits = D(self.augment(x), real_labels[p])
+            signs[0] += logits.detach().sign().sum()
+            signs[1] += logits.numel()
             (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
-            penalty = grad.square().sum([1, 2, 3]).mean()
-            self._optimise(self.opt_D, penalty * (o.r1_gamma / 2) * o.d_reg_interval, D.parameters())
-            stats["r1_penalty"] = float(penalty.detach())
+            return grad.float().square().sum([1, 2, 3]).sum() / n * (o.r1_gamma / 2) * o.d_reg_interval
 
+        return self._phase(self.opt_D, D, n, self.group, loss_of) / ((o.r1_gamma / 2) * o.d_reg_interval), signs
+
+    def train_step(self) -> dict[str, float]:
+        o, n = self.opts, self.opts.batch
+        stats: dict[str, float] = {}
+        # The global batch's draws, identical on every rank.
+        pick = torch.randint(len(self.items), (n,), generator=self.batch_gen)
+        real_labels = self.labels[pick].to(self.device)
+        g_latents, d_latents = self._latents(n), self._latents(n)
+        pl = o.pl_weight > 0 and self.step % o.g_reg_interval == 0
+        pl_latents = self._latents(max(n // 2, 1)) if pl else None
+
+        stats["loss_G"] = self.g_main(*g_latents)
+        if pl_latents is not None:
+            stats["pl_penalty"] = self.g_path_length(*pl_latents)
+        stats["loss_D"], signs = self.d_main(*d_latents, pick, real_labels)
+        if o.r1_gamma > 0 and self.step % o.d_reg_interval == 0:
+            stats["r1_penalty"], r1_signs = self.d_r1(pick, real_labels)
+            signs += r1_signs
+        sign_sum, count = all_reduce_sum(signs, self.env).tolist()
+        self.ada.sign_sum += sign_sum
+        self.ada.count += int(count)
+
+        broadcast_state(self.G, self.env, buffers_only=True)  # one w_avg: rank 0's
         self._update_ema()
         r_t = self.ada.step()
         if r_t is not None:
@@ -248,6 +359,7 @@ class GanTrainer:
     # --- state --------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
+        """The training state (collective under data parallelism: it gathers every rank's generators)."""
         state = {
             "G": self.G.state_dict(),
             "D": self.D.state_dict(),
@@ -259,21 +371,42 @@ class GanTrainer:
             "pl_mean": self.pl_mean.cpu(),
             "step": self.step,
             "nimg": self.nimg,
+            "rng_batch": self.batch_gen.get_state(),
             "rng_cpu": torch.get_rng_state(),
+            "runtime": self.runtime(),
         }
         if self.device.type == "cuda":
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.env.distributed:
+            state["rng_ranks"] = gather_objects(rng_state(self.device), self.env)
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "rng_batch" not in state:
+            raise ValueError(
+                "the checkpoint was written by an older syndface (no batch generator); delete it to start over"
+            )
         for name in ("G", "D", "G_ema", "opt_G", "opt_D", "augment"):
             getattr(self, name).load_state_dict(state[name])
         self.ada.load_state_dict(state["ada"])
         self.pl_mean.copy_(state["pl_mean"])
         self.step, self.nimg = int(state["step"]), int(state["nimg"])
-        torch.set_rng_state(state["rng_cpu"])
-        if self.device.type == "cuda" and "rng_cuda" in state:
-            torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+        self.batch_gen.set_state(state["rng_batch"])
+        ranks = state.get("rng_ranks")
+        if self.env.distributed and ranks is not None and len(ranks) == self.env.world_size:
+            set_rng_state(ranks[self.env.rank], self.device)
+        elif self.env.is_main:
+            torch.set_rng_state(state["rng_cpu"])
+            if self.device.type == "cuda" and "rng_cuda" in state:
+                torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+        else:  # a rank the checkpoint did not have: a fresh stream of its own
+            torch.manual_seed(derive_seed(self.opts.seed, "gan", "rank", self.env.rank, self.step))
+        if state.get("runtime", self.runtime()) != self.runtime():
+            log.warning(
+                "resuming a run that trained with %s under %s: the result will differ slightly from an uninterrupted run",
+                state["runtime"],
+                self.runtime(),
+            )
 
 
 # --- sample grids ---------------------------------------------------------------------------
@@ -342,7 +475,7 @@ def run_signature(
 
 def provenance(trainer: GanTrainer) -> dict[str, Any]:
     """What made the weights besides the signature: the code's version and the arithmetic."""
-    return {"syndface_version": __version__, "precision": trainer.precision}
+    return {"syndface_version": __version__, "precision": trainer.precision.name}
 
 
 def train_gan(
@@ -355,7 +488,9 @@ def train_gan(
 ) -> bool:
     """Train to opts.kimg, checkpointing and writing a sample grid every snapshot_kimg; then write
     network.pt and return True. `stop_after_steps` (a test hook standing in for a kill) returns
-    False after that many steps of this call, without a checkpoint beyond the last snapshot's."""
+    False after that many steps of this call, without a checkpoint beyond the last snapshot's.
+
+    Under data parallelism every rank trains and rank 0 alone writes (and logs)."""
     checkpoint = out_dir / "checkpoint.pt"
     total_nimg = int(round(trainer.opts.kimg * 1000))
     snapshot_nimg = max(int(round(snapshot_kimg * 1000)), 1)
@@ -384,18 +519,17 @@ def train_gan(
                 format_seconds(eta),
             )
         if snapshot:
-            save_png(
-                render_grid(trainer.G_ema, grid_seed), out_dir / "samples" / f"kimg{trainer.nimg / 1000:09.3f}.png"
-            )
-            save_torch(
-                {
-                    "version": CHECKPOINT_VERSION,
-                    **provenance(trainer),
-                    "signature": signature,
-                    "state": trainer.state_dict(),
-                },
-                checkpoint,
-            )
+            state = trainer.state_dict()
+            if trainer.env.is_main:
+                save_png(
+                    render_grid(trainer.G_ema, grid_seed), out_dir / "samples" / f"kimg{trainer.nimg / 1000:09.3f}.png"
+                )
+                save_torch(
+                    {"version": CHECKPOINT_VERSION, **provenance(trainer), "signature": signature, "state": state},
+                    checkpoint,
+                )
+    if not trainer.env.is_main:
+        return True
     save_torch(
         {
             "arch": trainer.arch.as_dict(),
@@ -408,6 +542,7 @@ def train_gan(
                 "steps": trainer.step,
                 "ada_p": float(trainer.augment.p),
                 **provenance(trainer),
+                "runtime": trainer.runtime(),
             },
         },
         out_dir / "network.pt",
@@ -450,9 +585,8 @@ def main(argv: list[str], prog: str = "syndface train-gan") -> int:
 
     from syndface.align.cache import load_cache
 
-    device = resolve_device(cfg.device)
-    configure(device, args.num_threads)
-    precision = ("bf16" if device.type == "cuda" else "fp32") if cfg.precision == "auto" else cfg.precision
+    env, device = init_distributed(resolve_device(cfg.device))
+    configure(device, args.num_threads, deterministic=cfg.deterministic)
     arch = GanArch(
         resolution=cfg.resolution,
         channel_base=cfg.channel_base,
@@ -487,13 +621,14 @@ def main(argv: list[str], prog: str = "syndface train-gan") -> int:
         index, read_tsv(args.folds), args.fold, cfg.oversample, cfg.unaffected_per_age, cfg.seed
     )
     out_dir = Path(args.out_dir)
-    write_tsv(
-        training_set.drop(columns="row").assign(gan_fold=args.fold),
-        out_dir / "training_set.tsv",
-        header_lines=[
-            f"GAN training images of fold {args.fold} (folds != {args.fold}); copies = times each image is repeated"
-        ],
-    )
+    if env.is_main:
+        write_tsv(
+            training_set.drop(columns="row").assign(gan_fold=args.fold),
+            out_dir / "training_set.tsv",
+            header_lines=[
+                f"GAN training images of fold {args.fold} (folds != {args.fold}); copies = times each image is repeated"
+            ],
+        )
     counts = training_set.groupby("disease")["copies"].agg(["size", "sum"])
     log.info(
         "fold %d: %s",
@@ -502,7 +637,9 @@ def main(argv: list[str], prog: str = "syndface train-gan") -> int:
     )
 
     pixels, items, labels = training_tensors(images, training_set)
-    trainer = GanTrainer(arch, opts, pixels, items, labels, device, precision)
+    trainer = GanTrainer(
+        arch, opts, pixels, items, labels, device, cfg.precision, cfg.micro_batch, cfg.num_fp16_res, env
+    )
     data = {
         "fold": args.fold,
         "oversample": cfg.oversample,
@@ -515,11 +652,12 @@ def main(argv: list[str], prog: str = "syndface train-gan") -> int:
 
         initialise_from_ffhq(trainer.G, trainer.D, trainer.G_ema, args.resume_ffhq)
         # Render the transferred network first: a wrong source config shows here, not after hours.
-        save_png(render_grid(trainer.G_ema, cfg.seed), out_dir / "samples" / "init.png")
+        if env.is_main:
+            save_png(render_grid(trainer.G_ema, cfg.seed), out_dir / "samples" / "init.png")
     log.info(
         "training on %s (%s): %d items, %s px, batch %d, %.2f kimg",
         device,
-        precision,
+        trainer.precision.describe(),
         len(items),
         arch.resolution,
         opts.batch,

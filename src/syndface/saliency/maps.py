@@ -78,22 +78,17 @@ def _images_per_block(per_image_forwards: int, batch: int) -> int:
     return max(1, math.ceil(16 * batch / per_image_forwards))
 
 
-def resolve_precision(precision: str, device_type: str) -> str:
-    """`auto` -> bf16 autocast on GPU, fp32 on CPU."""
-    return precision if precision != "auto" else ("bf16" if device_type == "cuda" else "fp32")
-
-
 def _fingerprint(args: argparse.Namespace, image_ids: list[str]) -> str:
     """What checkpoint.npz must match to be resumed: the arguments that decide the maps, with
     `auto` settled (a job pre-empted on a GPU and rerun on a CPU must not mix bf16 and fp32
     maps), the fold models' files and the syndface version."""
     from syndface import __version__
-    from syndface.runtime import resolve_device
+    from syndface.runtime import resolve_device, resolve_precision
 
     ignored = {"options", "num_threads", "checkpoint_every", "out_dir"}
     keys = {k: str(v) for k, v in vars(args).items() if k not in ignored}
     keys.update({k: str(v) for k, v in args.options.options().items() if k != "batch"})
-    keys["precision"] = resolve_precision(args.precision, resolve_device(args.options.device).type)
+    keys["precision"] = resolve_precision(args.options.precision, resolve_device(args.options.device)).name
     keys["syndface_version"] = __version__
     keys["models_mtime"] = [Path(m).stat().st_mtime_ns for m in args.models]
     keys["images"] = hashlib.sha256("\n".join(image_ids).encode()).hexdigest()
@@ -124,9 +119,6 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument(
         "--baseline", type=float, default=0.0, help="occluded value in normalised space (0 = ImageNet mean colour)"
     )
-    p.add_argument(
-        "--precision", default="auto", choices=("auto", "fp32", "bf16"), help="auto: bf16 autocast on GPU, fp32 on CPU"
-    )
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--num-threads", type=int, default=0, help="CPU threads for torch (0 = torch's default)")
     p.add_argument("--checkpoint-every", type=float, default=300.0, help="seconds between resumable checkpoints")
@@ -141,11 +133,12 @@ def main(argv: list[str], prog: str = "syndface occlusion-maps") -> int:
 
     from syndface.align.cache import load_cache
     from syndface.classify.model import load_classifier, preprocess
-    from syndface.runtime import configure, resolve_device
+    from syndface.runtime import configure, resolve_device, resolve_precision
     from syndface.saliency.occlusion import fold_mean, occlusion_maps, prepare_model, window_bands
 
     device = resolve_device(opts.device)
-    precision = args.precision if args.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
+    # fp32 (the default) is exact, equal to captum; fp16/bf16/auto are opt-in fast modes.
+    precision = resolve_precision(opts.precision, device).name
     # TF32 would make "fp32" maps differ from exact ones by ~1 % (performance-facts.md section 0).
     configure(device, args.num_threads, tf32=precision != "fp32")
 

@@ -9,14 +9,14 @@ Every window is a product of a row band and a column band, `mask[r, c] = R[r] (x
 - all occluded copies of a block of images are built in one broadcast per forward batch, and
 - the map is two small matmuls: `map = R^T D C / (R^T 1 (x) C^T 1)`, with `D[r, c]` the target
   logit drop when window (r, c) is occluded.
-There is no per-window Python work; the cost is the forward passes themselves. In fp32 (and
-on GPU with TF32 off) the maps equal captum's; bf16 autocast with channels_last is the fast
-option for GPUs.
+There is no per-window Python work; the cost is the forward passes themselves. In fp32 (the
+default; on a GPU with TF32 off) the maps equal captum's. bf16 or fp16 autocast (with
+channels_last) is the opt-in fast mode: about 2x on an H200, but a logit drop is a difference of
+two nearly equal logits, so half-precision rounding shows in the maps.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Sequence
 
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-PRECISIONS = ("fp32", "bf16")
+from syndface.runtime import Precision, resolve_precision
 
 
 def window_bands(
@@ -50,14 +50,6 @@ def prepare_model(model: nn.Module, device: torch.device | str, channels_last: b
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def _chunks(n_jobs: int, batch: int, fixed_shape: bool) -> list[torch.Tensor]:
     """Job indices per forward pass. With `fixed_shape`, equal-sized chunks (the last padded with
     repeats of its final job) so cuDNN autotunes one shape only."""
@@ -80,7 +72,7 @@ def occlusion_maps(
     stride: int,
     baseline: float = 0.0,
     batch: int = 256,
-    precision: str = "fp32",
+    precision: str | Precision = "fp32",
     channels_last: bool = False,
     fixed_shape: bool = False,
 ) -> torch.Tensor:
@@ -90,13 +82,17 @@ def occlusion_maps(
     used throughout); `targets` the class whose logit is explained, one per image. Equals
     `captum.attr.Occlusion(model).attribute(images, sliding_window_shapes=(C, window, window),
     strides=(C, stride, stride), baselines=baseline, target=targets)` for each model (all
-    channels of a pixel carry the same value, so one plane is returned).
+    channels of a pixel carry the same value, so one plane is returned). `precision`: fp32, or
+    the opt-in fp16 / bf16 / auto (`syndface.runtime.resolve_precision`; e.g. bf16 on a P100 is
+    an error).
     Each batch of occluded copies is built once and fed to every model.
     """
     if images.ndim != 4:
         raise ValueError(f"images must be [N, C, H, W], got shape {tuple(images.shape)}")
     n_images, _, height, width = images.shape
     device = images.device
+    if not isinstance(precision, Precision):
+        precision = resolve_precision(precision, device)
     targets = (
         targets.to(device, torch.long)
         if isinstance(targets, torch.Tensor)
@@ -116,7 +112,7 @@ def occlusion_maps(
     col_of_job = torch.cat([window_ids.new_zeros(1), window_ids % n_cols + 1])
 
     n_jobs = n_images * per_image
-    # Logits are kept in fp32 even under bf16 autocast (drops are small differences); fp64 inputs stay fp64.
+    # Logits are kept in fp32 even under fp16/bf16 autocast (drops are small differences); fp64 inputs stay fp64.
     out_dtype = torch.float64 if images.dtype == torch.float64 else torch.float32
     logits = torch.empty(len(models), n_jobs, dtype=out_dtype, device=device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -126,7 +122,7 @@ def occlusion_maps(
         mask = rows_ext[row_of_job[slot]][:, None, :, None] * cols_ext[col_of_job[slot]][:, None, None, :]
         occluded = (images[image_of_job] * (1 - mask) + baseline * mask).contiguous(memory_format=memory_format)
         for m, model in enumerate(models):
-            with _autocast(device, precision):
+            with precision.autocast_context():
                 out = model(occluded)
             logits[m, jobs] = out.to(out_dtype).gather(1, targets[image_of_job].unsqueeze(1)).squeeze(1)
 

@@ -15,6 +15,7 @@ class OcclusionOptions(Options):
     stride: int = setting("saliency.stride")
     reference_size: int = setting("saliency.reference_size")
     batch: int = setting("saliency.batch")
+    precision: str = setting("saliency.precision")
     device: str = setting("device")
 
 

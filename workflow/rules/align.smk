@@ -15,6 +15,8 @@ rule align_shard:
         shard=r"\d+",
     conda:
         "../../envs/syndface.yaml"
+    resources:
+        **cpu_resources(runtime=120, mem_mb=4000, cpus_per_task=1),
     params:
         align=config["align"],
         landmarks=get_manual_landmarks_arg(),
@@ -57,6 +59,8 @@ rule build_cache:
         "logs/build_cache/{size}px.log",
     conda:
         "../../envs/syndface.yaml"
+    resources:
+        **cpu_resources(runtime=120, mem_mb=16000, cpus_per_task=1),
     shell:
         "syndface build-cache --report {input.report} --manifest {input.manifest}"
         " --size {wildcards.size} --out-dir {output} > {log} 2>&1"
@@ -80,6 +84,8 @@ rule check_leakage:
     conda:
         "../../envs/syndface.yaml"
     threads: 2
+    resources:
+        **cpu_resources(runtime=240, mem_mb=16000, cpus_per_task=2),
     params:
         threshold=config["leakage"]["threshold"],
         zoom=config["align"]["zoom"],

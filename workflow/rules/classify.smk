@@ -17,6 +17,8 @@ rule train_classifier:
     conda:
         "../../envs/syndface.yaml"
     threads: 1
+    resources:
+        **gpu_resources(runtime=720, mem_mb=64000, cpus_per_task=8),
     params:
         out_dir=subpath(output.model, parent=True),
         fakes=get_fakes_arg,
@@ -49,6 +51,8 @@ rule predict_classifier:
     conda:
         "../../envs/syndface.yaml"
     threads: 1
+    resources:
+        **gpu_resources(runtime=60, mem_mb=32000, cpus_per_task=4),
     params:
         threshold=config["classifier"]["ensemble_threshold"],
         device=config["device"],

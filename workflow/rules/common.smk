@@ -22,6 +22,66 @@ validate(config, schema="../schemas/config.schema.yaml")
 SEED = config["seed"]
 
 
+# Cluster routing (used only by a cluster executor such as `--profile slurm`). The workflow sets
+# the GPU rules' partition and GRES itself, from config: a profile's or the command line's
+# `--set-resources`/`--default-resources` replace whole blocks and would silently drop them.
+GPU_RULES = [
+    "train_classifier",
+    "predict_classifier",
+    "train_gan",
+    "generate_fakes",
+    "occlusion_maps",
+    "permutation_test",
+]
+# The CPU rules worth a cluster node (with cluster.cpu_rules: submit); every other rule runs on
+# the submit host, most of them take seconds.
+HEAVY_CPU_RULES = ["align_shard", "build_cache", "check_leakage", "privacy_audit"]
+
+
+def get_gres():
+    """gpu:<type>:<n>, or gpu:<n> where any GPU type will do."""
+    gpu_type = config["cluster"]["gpu_type"]
+    return f"gpu:{gpu_type}:{config['gpus']}" if gpu_type else f"gpu:{config['gpus']}"
+
+
+def get_account():
+    account = config["cluster"]["account"]
+    return {"slurm_account": account} if account else {}
+
+
+def gpu_resources(runtime, mem_mb, cpus_per_task):
+    """A GPU rule's cluster resources: partition, GRES and account from config, sizes (minutes,
+    MB, CPUs) for the paper's settings."""
+    return dict(
+        slurm_partition=config["cluster"]["gpu_partition"],
+        gres=get_gres(),
+        runtime=runtime,
+        mem_mb=mem_mb,
+        cpus_per_task=cpus_per_task,
+        **get_account(),
+    )
+
+
+def cpu_resources(runtime, mem_mb, cpus_per_task):
+    """A heavy CPU rule's cluster resources (used when cluster.cpu_rules is submit)."""
+    return dict(
+        slurm_partition=config["cluster"]["cpu_partition"],
+        runtime=runtime,
+        mem_mb=mem_mb,
+        cpus_per_task=cpus_per_task,
+        **get_account(),
+    )
+
+
+def get_local_rules(rule_names):
+    """Rules that run on the submit host: all but the GPU rules (and the heavy CPU rules when
+    cluster.cpu_rules is submit)."""
+    submitted = set(GPU_RULES)
+    if config["cluster"]["cpu_rules"] == "submit":
+        submitted |= set(HEAVY_CPU_RULES)
+    return [name for name in rule_names if name not in submitted]
+
+
 DEMO_COHORT = "results/demo/cohort.tsv"
 
 

@@ -16,6 +16,8 @@ rule train_gan:
     conda:
         "../../envs/syndface.yaml"
     threads: 1
+    resources:
+        **gpu_resources(runtime=2880, mem_mb=32000, cpus_per_task=8),
     params:
         out_dir=subpath(output.network, parent=True),
         gan=config["gan"],
@@ -55,6 +57,8 @@ rule generate_fakes:
     conda:
         "../../envs/syndface.yaml"
     threads: 1
+    resources:
+        **gpu_resources(runtime=60, mem_mb=16000, cpus_per_task=2),
     params:
         out_dir=get_fakes_dir,
         fake_types=get_fake_types(),
@@ -86,6 +90,8 @@ rule privacy_audit:
     conda:
         "../../envs/syndface.yaml"
     threads: 2
+    resources:
+        **cpu_resources(runtime=240, mem_mb=16000, cpus_per_task=2),
     params:
         cfg=config["fakes"]["privacy"],
         seed=SEED,

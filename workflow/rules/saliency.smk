@@ -16,6 +16,8 @@ rule occlusion_maps:
     conda:
         "../../envs/syndface.yaml"
     threads: 1
+    resources:
+        **gpu_resources(runtime=240, mem_mb=32000, cpus_per_task=4),
     params:
         out_dir=subpath(output.maps, parent=True),
         cfg=config["saliency"],
@@ -84,6 +86,8 @@ rule permutation_test:
     conda:
         "../../envs/syndface.yaml"
     threads: 1
+    resources:
+        **gpu_resources(runtime=120, mem_mb=16000, cpus_per_task=4),
     params:
         maps_dir=subpath(input.maps, parent=True),
         out_dir=subpath(output.table, parent=True),

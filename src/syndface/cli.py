@@ -63,6 +63,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "per-class, per-group and two-way accuracy with bootstrap intervals; confusion matrix",
     ),
     "make-table2": ("syndface.classify.table2", "Table 2: per-class and average accuracy of every variant"),
+    "fetch-weights": ("syndface.weights", "download a pretrained weights file, verified by its pinned SHA-256"),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -33,6 +34,37 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+RULES_SCRIPT = """
+import json, sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+
+workdir, configfiles = Path(sys.argv[1]), [Path(p) for p in sys.argv[2:]]
+with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
+    workflow = api.workflow(
+        resource_settings=ResourceSettings(),
+        config_settings=ConfigSettings(configfiles=configfiles),
+        snakefile=Path("Snakefile").absolute(),
+        workdir=workdir,
+    )._workflow
+    rules = {
+        rule.name: {"local": rule.name in workflow._localrules, "conda": str(rule.conda_env) if rule.conda_env else None}
+        for rule in workflow.rules
+    }
+print(json.dumps(rules))
+"""
+
+
+def workflow_rules(configfiles: list[Path], workdir: Path) -> dict[str, dict]:
+    """Snakemake's own view of each rule, parsed with these config files: whether it runs on the
+    submit host (a dry run does not print it) and its conda env file (without needing conda)."""
+    cmd = [sys.executable, "-c", RULES_SCRIPT, str(workdir), *map(str, configfiles)]
+    shown = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    return json.loads(shown.stdout.strip().splitlines()[-1])
 
 
 SLURM_OVERLAY = REPO / "tests" / "slurm" / "profile"

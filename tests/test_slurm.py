@@ -7,16 +7,13 @@ what a site overrides; Snakemake's own view of which rules run on the submit hos
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, run_snakemake_from_repo
+from conftest import REPO, run_snakemake_from_repo, workflow_rules
 
 GPU_RULES = {
     "train_classifier",
@@ -182,35 +179,12 @@ def test_paper_plan_asks_two_p100s_per_gpu_job(tmp_path):
     assert train[0]["runtime"] == "720" and train[0]["mem_mb"] == "64000" and train[0]["cpus_per_task"] == "8"
 
 
-LOCAL_RULES_SCRIPT = textwrap.dedent(
-    """
-    import json, sys
-    from pathlib import Path
-    from snakemake.api import SnakemakeApi
-    from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
-
-    configfiles, workdir = [Path(p) for p in sys.argv[2:]], Path(sys.argv[1])
-    with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
-        workflow = api.workflow(
-            resource_settings=ResourceSettings(),
-            config_settings=ConfigSettings(configfiles=configfiles),
-            snakefile=Path("Snakefile").absolute(),
-            workdir=workdir,
-        )._workflow
-        print(json.dumps({rule.name: rule.name in workflow._localrules for rule in workflow.rules}))
-    """
-)
-
-
 @pytest.mark.parametrize("cpu_rules", ["local", "submit"])
 def test_only_gpu_rules_and_on_request_the_heavy_cpu_rules_leave_the_submit_host(tmp_path, cpu_rules):
     """Snakemake's own record of local rules (a dry run does not print it)."""
     site = tmp_path / "site.yaml"
     site.write_text(yaml.safe_dump({"cluster": {"cpu_rules": cpu_rules}}))
-    cmd = [sys.executable, "-c", LOCAL_RULES_SCRIPT, str(tmp_path), str(REPO / "config.yaml"), str(site)]
-    shown = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert shown.returncode == 0, shown.stderr[-3000:]
-    is_local = json.loads(shown.stdout.strip().splitlines()[-1])
+    is_local = {rule: seen["local"] for rule, seen in workflow_rules([REPO / "config.yaml", site], tmp_path).items()}
     submitted = {rule for rule, local in is_local.items() if not local}
     assert submitted == (GPU_RULES if cpu_rules == "local" else GPU_RULES | HEAVY_CPU_RULES)
     assert len(is_local) > len(submitted) + 10  # the other rules exist and are local

@@ -14,7 +14,7 @@ rule align_shard:
     wildcard_constraints:
         shard=r"\d+",
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
     resources:
         **cpu_resources(runtime=120, mem_mb=4000, cpus_per_task=1),
     params:
@@ -41,7 +41,7 @@ rule merge_aligned:
     log:
         "logs/merge_aligned.log",
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
     params:
         fail=get_flag(config["align"]["fail_on_error"], "--fail-on-error"),
     shell:
@@ -58,7 +58,7 @@ rule build_cache:
     log:
         "logs/build_cache/{size}px.log",
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
     resources:
         **cpu_resources(runtime=120, mem_mb=16000, cpus_per_task=1),
     shell:
@@ -82,7 +82,7 @@ rule check_leakage:
     benchmark:
         "benchmarks/check_leakage.tsv"
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
     threads: 2
     resources:
         **cpu_resources(runtime=240, mem_mb=16000, cpus_per_task=2),
@@ -111,7 +111,7 @@ rule plot_cohort_overview:
     log:
         "logs/plot_cohort_overview.log",
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
     params:
         seed=SEED,
     shell:

@@ -15,7 +15,7 @@ rule train_classifier:
     benchmark:
         "benchmarks/train_classifier/{variant}/fold{fold}.tsv"
     conda:
-        "../../envs/syndface.yaml"
+        get_gpu_env()
     threads: 1
     resources:
         **gpu_resources(runtime=720, mem_mb=64000, cpus_per_task=8),
@@ -49,7 +49,7 @@ rule predict_classifier:
     log:
         "logs/predict_classifier/{variant}.log",
     conda:
-        "../../envs/syndface.yaml"
+        get_gpu_env()
     threads: 1
     resources:
         **gpu_resources(runtime=60, mem_mb=32000, cpus_per_task=4),
@@ -79,7 +79,7 @@ rule evaluate_classifier:
     log:
         "logs/evaluate_classifier/{variant}.log",
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
     params:
         out_dir=subpath(output.metrics, parent=True),
         bootstrap=config["classifier"]["bootstrap"],
@@ -97,7 +97,7 @@ rule make_table2:
     log:
         "logs/make_table2.log",
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
     params:
         metrics=get_variant_metrics_args(),
     shell:

@@ -11,7 +11,7 @@ rule import_survey:
     log:
         "logs/import_survey/{index}.log",
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
     params:
         survey=get_qualtrics_field("survey"),
         rater_column=get_qualtrics_field("rater_column"),
@@ -29,7 +29,7 @@ rule simulate_survey:
     log:
         "logs/simulate_survey.log",
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
     params:
         cfg=config["clinicians"],
         seed=SEED,
@@ -52,7 +52,7 @@ rule compare_clinicians:
     log:
         "logs/compare_clinicians.log",
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
     params:
         predictions=get_predictions_args(),
         cfg=config["clinicians"],

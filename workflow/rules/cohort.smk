@@ -12,7 +12,7 @@ rule make_demo_cohort:
     benchmark:
         "benchmarks/make_demo_cohort.tsv"
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
     params:
         out_dir=subpath(output.cohort, parent=True),
         seed=SEED,
@@ -44,7 +44,7 @@ checkpoint build_manifest:
     log:
         "logs/build_manifest.log",
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
     params:
         inputs=json.dumps(get_cohort_specs()),
         schema=MANIFEST_SCHEMA,
@@ -69,7 +69,7 @@ rule make_folds:
     log:
         "logs/make_folds.log",
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
     params:
         n_folds=config["folds"]["n_folds"],
         group_by=config["folds"]["group_by"],

@@ -73,6 +73,19 @@ def cpu_resources(runtime, mem_mb, cpus_per_task):
     )
 
 
+# GPU generations PyPI's torch build (CUDA 13, sm_75+) no longer runs on: their rules use the
+# CUDA 12.6 build of envs/gpu-pascal.yaml under `--software-deployment-method conda`.
+PASCAL_VOLTA_GPU_TYPES = ("p100", "v100")
+
+
+def get_gpu_env():
+    """The GPU rules' conda env, by cluster.gpu_type (P100/V100 need the CUDA 12.6 build)."""
+    gpu_type = (config["cluster"]["gpu_type"] or "").lower()
+    if gpu_type.startswith(PASCAL_VOLTA_GPU_TYPES):
+        return "../../envs/gpu-pascal.yaml"
+    return "../../envs/gpu.yaml"
+
+
 def get_local_rules(rule_names):
     """Rules that run on the submit host: all but the GPU rules (and the heavy CPU rules when
     cluster.cpu_rules is submit)."""

@@ -14,7 +14,7 @@ rule train_gan:
     benchmark:
         "benchmarks/train_gan/fold{fold}.tsv"
     conda:
-        "../../envs/syndface.yaml"
+        get_gpu_env()
     threads: 1
     resources:
         **gpu_resources(runtime=2880, mem_mb=32000, cpus_per_task=8),
@@ -55,7 +55,7 @@ rule generate_fakes:
     log:
         "logs/generate_fakes/fold{fold}.log",
     conda:
-        "../../envs/syndface.yaml"
+        get_gpu_env()
     threads: 1
     resources:
         **gpu_resources(runtime=60, mem_mb=16000, cpus_per_task=2),
@@ -88,7 +88,7 @@ rule privacy_audit:
     benchmark:
         "benchmarks/privacy_audit.tsv"
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
     threads: 2
     resources:
         **cpu_resources(runtime=240, mem_mb=16000, cpus_per_task=2),

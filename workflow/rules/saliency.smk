@@ -14,7 +14,7 @@ rule occlusion_maps:
     benchmark:
         "benchmarks/occlusion_maps/{variant}.tsv"
     conda:
-        "../../envs/syndface.yaml"
+        get_gpu_env()
     threads: 1
     resources:
         **gpu_resources(runtime=240, mem_mb=32000, cpus_per_task=4),
@@ -48,7 +48,7 @@ rule saliency_composites:
     log:
         "logs/saliency_composites/{variant}.log",
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
     params:
         maps_dir=subpath(input.maps, parent=True),
         out_dir=get_composites_dir,
@@ -84,7 +84,7 @@ rule permutation_test:
     log:
         "logs/permutation_test/{variant}.log",
     conda:
-        "../../envs/syndface.yaml"
+        get_gpu_env()
     threads: 1
     resources:
         **gpu_resources(runtime=120, mem_mb=16000, cpus_per_task=4),
@@ -117,7 +117,7 @@ rule saliency_truth_check:
     log:
         "logs/saliency_truth_check/{variant}.log",
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
     params:
         maps_dir=subpath(input.maps, parent=True),
         zoom=config["align"]["zoom"],

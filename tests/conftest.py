@@ -40,6 +40,7 @@ RULES_SCRIPT = """
 import json, sys
 from pathlib import Path
 from snakemake.api import SnakemakeApi
+from snakemake.io import is_flagged
 from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
 
 workdir, configfiles = Path(sys.argv[1]), [Path(p) for p in sys.argv[2:]]
@@ -51,7 +52,11 @@ with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
         workdir=workdir,
     )._workflow
     rules = {
-        rule.name: {"local": rule.name in workflow._localrules, "conda": str(rule.conda_env) if rule.conda_env else None}
+        rule.name: {
+            "local": rule.name in workflow._localrules,
+            "conda": str(rule.conda_env) if rule.conda_env else None,
+            "report_outputs": [str(f) for f in rule.output if is_flagged(f, "report")],
+        }
         for rule in workflow.rules
     }
 print(json.dumps(rules))
@@ -60,7 +65,8 @@ print(json.dumps(rules))
 
 def workflow_rules(configfiles: list[Path], workdir: Path) -> dict[str, dict]:
     """Snakemake's own view of each rule, parsed with these config files: whether it runs on the
-    submit host (a dry run does not print it) and its conda env file (without needing conda)."""
+    submit host (a dry run does not print it), its conda env file (without needing conda) and
+    which outputs go into `snakemake --report`."""
     cmd = [sys.executable, "-c", RULES_SCRIPT, str(workdir), *map(str, configfiles)]
     shown = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0, shown.stderr[-3000:]

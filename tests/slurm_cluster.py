@@ -44,6 +44,10 @@ CONFIG_FILES = ("slurm.conf", "gres.conf")
 MUNGE_KEY = Path("/etc/munge/munge.key")
 MUNGE_PID = Path("/run/munge/munged.pid")
 DEFAULT_RUN_DIR = Path("/tmp/syndface-slurm")
+# Where the cluster that these tests started last lives, so that one left behind by a killed test
+# session is found and stopped (by its recorded PIDs) before a new one starts.
+CURRENT = Path("/tmp/syndface-slurm.current")
+MARKER = "# Written by tests/slurm_cluster.py"
 MIN_JOB_AGE = 600
 GPUS = 2
 
@@ -84,7 +88,7 @@ PartitionName=gpu Nodes=ALL MaxTime=INFINITE State=UP
 """
 
 GRES_CONF = """\
-# Stand-in GPUs (dummy device files) for syndface's tests; removed when the cluster stops.
+# Written by tests/slurm_cluster.py: stand-in GPUs (dummy device files); removed when the cluster stops.
 AutoDetect=off
 NodeName={host} Name=gpu Type=p100 File={run}/dev/nvidia[0-{last}]
 """
@@ -164,6 +168,7 @@ class LocalSlurm:
         if os.geteuid() != 0:
             raise Unavailable("starting a local SLURM needs root (slurmd runs jobs as any user)")
         ensure(PACKAGES, COMMANDS)
+        stop_leftover()
         if self.state_file.exists():
             raise Unavailable(f"{self.state_file} exists: a cluster from {self.run_dir} seems to run; stop it first")
         if controller_answers():
@@ -172,6 +177,7 @@ class LocalSlurm:
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
         state = {"pids": {}, "backups": {}}
         self._save(state)
+        CURRENT.write_text(str(self.run_dir))
         try:
             self._write_config(state)
             self._start_munge(state)
@@ -214,7 +220,7 @@ class LocalSlurm:
         for name, template in (("slurm.conf", SLURM_CONF), ("gres.conf", GRES_CONF)):
             target = ETC / name
             backup = None
-            if target.exists():
+            if target.exists() and not target.read_text().startswith(MARKER):  # not a leftover of ours
                 backup = str(self.run_dir / "backup" / name)
                 shutil.copy2(target, backup)
             state["backups"][str(target)] = backup
@@ -285,6 +291,8 @@ class LocalSlurm:
             else:
                 Path(target).unlink(missing_ok=True)
         self.state_file.unlink(missing_ok=True)
+        if CURRENT.exists() and CURRENT.read_text() == str(self.run_dir):
+            CURRENT.unlink()
 
     def status(self) -> str:
         state = self._state()
@@ -295,12 +303,24 @@ class LocalSlurm:
         return "\n".join(lines)
 
 
+def stop_leftover() -> None:
+    """Stop a cluster that an earlier, killed test session started (its daemons, by PID)."""
+    if CURRENT.exists():
+        previous = LocalSlurm(Path(CURRENT.read_text().strip()))
+        if previous.state_file.exists():
+            previous.stop()
+        CURRENT.unlink(missing_ok=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=["start", "stop", "status"])
-    parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="state, spool, logs, pid files")
+    parser.add_argument("--run-dir", type=Path, help="state, spool, logs, pid files (stop/status: the running one)")
     args = parser.parse_args(argv)
-    cluster = LocalSlurm(args.run_dir)
+    run_dir = args.run_dir
+    if run_dir is None:
+        run_dir = Path(CURRENT.read_text().strip()) if CURRENT.exists() and args.action != "start" else DEFAULT_RUN_DIR
+    cluster = LocalSlurm(run_dir)
     try:
         if args.action == "start":
             started = time.monotonic()

@@ -35,7 +35,8 @@ rule merge_aligned:
         report=report(
             "results/aligned/report.tsv",
             caption="../report/aligned.rst",
-            category="Cohort",
+            category="1. Cohort",
+            subcategory="Alignment",
         ),
         failed="results/aligned/failed.tsv",
     log:
@@ -75,7 +76,8 @@ rule check_leakage:
         report(
             "results/folds/leakage.tsv",
             caption="../report/leakage.rst",
-            category="Cohort",
+            category="1. Cohort",
+            subcategory="Leakage check",
         ),
     log:
         "logs/check_leakage.log",
@@ -103,10 +105,11 @@ rule plot_cohort_overview:
         report="results/aligned/report.tsv",
         manifest="results/cohort/manifest.tsv",
     output:
-        report(
+        report_faces(
             "results/cohort/overview.png",
             caption="../report/overview.rst",
-            category="Cohort",
+            category="1. Cohort",
+            subcategory="Figure 1: aligned faces",
         ),
     log:
         "logs/plot_cohort_overview.log",

@@ -72,8 +72,8 @@ rule evaluate_classifier:
         figure=report(
             "results/evaluation/{variant}/confusion.png",
             caption="../report/confusion.rst",
-            category="Figures",
-            subcategory="Confusion matrices",
+            category="2. Classifier",
+            subcategory="Figure 3: confusion matrices",
             labels={"variant": "{variant}"},
         ),
     log:
@@ -93,7 +93,12 @@ rule make_table2:
     input:
         get_variant_metrics(),
     output:
-        report("results/table2.tsv", caption="../report/table2.rst", category="Tables"),
+        report(
+            "results/table2.tsv",
+            caption="../report/table2.rst",
+            category="2. Classifier",
+            subcategory="Table 2: accuracy per class",
+        ),
     log:
         "logs/make_table2.log",
     conda:

@@ -45,10 +45,25 @@ rule compare_clinicians:
         predictions=get_predictions(),
         table2="results/table2.tsv",
     output:
-        table1=report("results/table1.tsv", caption="../report/table1.rst", category="Tables"),
-        clinicians=report("results/clinicians.tsv", caption="../report/table1.rst", category="Tables"),
+        table1=report(
+            "results/table1.tsv",
+            caption="../report/table1.rst",
+            category="5. Clinicians",
+            subcategory="Table 1: clinicians vs model",
+        ),
+        clinicians=report(
+            "results/clinicians.tsv",
+            caption="../report/table1.rst",
+            category="5. Clinicians",
+            subcategory="Table 1: clinicians vs model",
+        ),
         images="results/clinicians/images.tsv",
-        figure=report("results/clinicians.png", caption="../report/clinicians.rst", category="Figures"),
+        figure=report(
+            "results/clinicians.png",
+            caption="../report/clinicians.rst",
+            category="5. Clinicians",
+            subcategory="Human vs model by age group",
+        ),
     log:
         "logs/compare_clinicians.log",
     conda:

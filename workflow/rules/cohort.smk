@@ -33,13 +33,15 @@ checkpoint build_manifest:
         manifest=report(
             "results/cohort/manifest.tsv",
             caption="../report/manifest.rst",
-            category="Cohort",
+            category="1. Cohort",
+            subcategory="Manifest",
         ),
         rejects="results/cohort/rejects.tsv",
         summary=report(
             "results/cohort/summary.tsv",
             caption="../report/manifest.rst",
-            category="Cohort",
+            category="1. Cohort",
+            subcategory="Manifest",
         ),
     log:
         "logs/build_manifest.log",
@@ -64,7 +66,8 @@ rule make_folds:
         summary=report(
             "results/folds/summary.tsv",
             caption="../report/folds.rst",
-            category="Cohort",
+            category="1. Cohort",
+            subcategory="Folds",
         ),
     log:
         "logs/make_folds.log",

@@ -103,6 +103,21 @@ def is_demo():
     return any(spec["format"] == "demo" for spec in config["cohort"]["inputs"])
 
 
+def show_faces():
+    """Real faces in `snakemake --report` (cohort thumbnails, composites over the mean real face):
+    report.show_faces, where auto means only when every cohort input is the synthetic demo."""
+    setting = str(config["report"]["show_faces"]).lower()
+    if setting == "auto":
+        return all(spec["format"] == "demo" for spec in config["cohort"]["inputs"])
+    return setting == "true"
+
+
+def report_faces(path, **kwargs):
+    """report() for an output that shows faces; a plain output, kept out of the report, when
+    show_faces() is off."""
+    return report(path, **kwargs) if show_faces() else path
+
+
 def get_cohort_specs():
     """cohort.inputs with the demo entry resolved to the generated table."""
     return [

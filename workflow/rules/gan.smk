@@ -48,9 +48,8 @@ rule generate_fakes:
         grids=report(
             get_fake_outputs("sample_grid.png"),
             caption="../report/fakes.rst",
-            category="Figures",
-            subcategory="GAN fakes",
-            labels={"fold": "{fold}"},
+            category="3. GAN fakes",
+            subcategory="Figure 2: fake images",
         ),
     log:
         "logs/generate_fakes/fold{fold}.log",
@@ -81,7 +80,8 @@ rule privacy_audit:
         summary=report(
             "results/fakes/privacy_summary.tsv",
             caption="../report/privacy.rst",
-            category="Tables",
+            category="3. GAN fakes",
+            subcategory="Privacy audit",
         ),
     log:
         "logs/privacy_audit.log",

@@ -35,15 +35,14 @@ rule saliency_composites:
         index="results/saliency/{variant}/maps/index.tsv",
         cache=get_classifier_cache(),
     output:
-        report(
+        report_faces(
             expand(
                 "results/saliency/{{variant}}/composites/{disease}.png",
                 disease=config["saliency"]["diseases"],
             ),
             caption="../report/composites.rst",
-            category="Figures",
-            subcategory="Saliency",
-            labels={"variant": "{variant}", "figure": "composites"},
+            category="4. Saliency",
+            subcategory="Figure 4: composites",
         ),
     log:
         "logs/saliency_composites/{variant}.log",
@@ -69,7 +68,8 @@ rule permutation_test:
         table=report(
             "results/saliency/{variant}/permutation.tsv",
             caption="../report/permutation.rst",
-            category="Tables",
+            category="4. Saliency",
+            subcategory="Figure 5: permutation test",
         ),
         figures=report(
             expand(
@@ -77,9 +77,8 @@ rule permutation_test:
                 disease=config["saliency"]["diseases"],
             ),
             caption="../report/permutation.rst",
-            category="Figures",
-            subcategory="Saliency",
-            labels={"variant": "{variant}", "figure": "permutation test"},
+            category="4. Saliency",
+            subcategory="Figure 5: permutation test",
         ),
     log:
         "logs/permutation_test/{variant}.log",
@@ -112,7 +111,8 @@ rule saliency_truth_check:
         report(
             "results/saliency/{variant}/truth_check.tsv",
             caption="../report/truth_check.rst",
-            category="Tables",
+            category="4. Saliency",
+            subcategory="Demo: maps vs planted signs",
         ),
     log:
         "logs/saliency_truth_check/{variant}.log",

@@ -19,6 +19,10 @@ shared/notes/local-slurm.md):
   of pending for ever. JobCompType=jobcomp/filetxt keeps a line per finished job.
 - Every daemon started here is stopped by its PID (checked against the process name), never by
   name; a munged or controller that was already running is left alone.
+- Pitfalls met on the way: the executor's default status command (sacct) never sees a job end
+  without slurmdbd and Snakemake then waits for ever, ignoring SIGTERM: tests run it under
+  `timeout -s KILL`. munged refuses a log directory it does not own (chown to munge). apt's
+  postinst cannot start the daemons without systemd: they are started here by hand.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 # syndface: facial diagnosis of genetic syndromes across the lifespan (after Duong et al. 2022).
 #   snakemake --cores all                    # whole study on the embedded demo cohort
-#   snakemake --configfile config/paper.yaml --profile profiles/slurm all
+#   snakemake --configfile config/paper.yaml --profile slurm all
 #   snakemake results/table2.tsv             # one artifact and only what it needs
 from snakemake.utils import min_version
 
@@ -26,3 +26,7 @@ rule all:
     default_target: True
     input:
         get_final_outputs(),
+
+
+# Only the GPU rules (and, with cluster.cpu_rules: submit, the heavy CPU rules) go to a cluster.
+workflow.localrules(*get_local_rules(rule.name for rule in workflow.rules))

@@ -90,12 +90,19 @@ EXPECTED: dict[str, set[str]] = {
     **each("saliency.", "variants diseases window stride reference_size batch precision", SALIENCY),
     "saliency.outlier_perc": {"saliency_composites", "all"},
     **each("saliency.", "permutations alpha embedding imagenet_model imagenet_weights", {"permutation_test", "all"}),
+    # Where jobs run and what the report shows change no result: nothing reruns.
+    **each("cluster.", "gpu_partition gpu_type account cpu_rules cpu_partition", set()),
+    "report.show_faces": set(),
 }
 
 # Values for keys a generic rule cannot perturb meaningfully (files are made in the run folder).
 SPECIAL = {
     "classifier.model": "test_efficientnet_gn",
     "gan.resolution": 64,  # 32 px is the classifier's cache already
+    "cluster.gpu_partition": "gpu2",
+    "cluster.gpu_type": "v100",
+    "cluster.account": "lab",
+    "cluster.cpu_partition": "quick",
     "saliency.imagenet_model": "tf_efficientnet_b0",
     "cohort.inputs": [{"format": "demo"}, {"format": "syndface", "path": "extra/cohort.tsv"}],
     "cohort.fairface_age_map": {"0-2": "child"},

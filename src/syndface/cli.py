@@ -127,6 +127,9 @@ COMMANDS: dict[str, Command] = {
     "make-table2": Command(
         "syndface.classify.table2", None, "Table 2: per-class and average accuracy of every variant"
     ),
+    "fetch-weights": Command(
+        "syndface.weights", None, "download a pretrained weights file, verified by its pinned SHA-256"
+    ),
 }
 
 

@@ -14,7 +14,9 @@ rule align_shard:
     wildcard_constraints:
         shard=r"\d+",
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
+    resources:
+        **cpu_resources(runtime=120, mem_mb=4000, cpus_per_task=1),
     params:
         options=get_options("align-shard"),
         landmarks=get_path_flags("--manual-landmarks", get_manual_landmarks()),
@@ -31,13 +33,14 @@ rule merge_aligned:
         report=report(
             "results/aligned/report.tsv",
             caption="../report/aligned.rst",
-            category="Cohort",
+            category="1. Cohort",
+            subcategory="Alignment",
         ),
         failed="results/aligned/failed.tsv",
     log:
         "logs/merge_aligned.log",
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
     params:
         options=get_options("merge-aligned"),
     shell:
@@ -56,7 +59,9 @@ rule build_cache:
     wildcard_constraints:
         size=r"\d+",
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
+    resources:
+        **cpu_resources(runtime=120, mem_mb=16000, cpus_per_task=1),
     shell:
         "syndface build-cache --report {input.report} --manifest {input.manifest}"
         " --size {wildcards.size} --out-dir {output} > {log} 2>&1"
@@ -71,15 +76,18 @@ rule check_leakage:
         report(
             "results/folds/leakage.tsv",
             caption="../report/leakage.rst",
-            category="Cohort",
+            category="1. Cohort",
+            subcategory="Leakage check",
         ),
     log:
         "logs/check_leakage.log",
     benchmark:
         "benchmarks/check_leakage.tsv"
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
     threads: 2
+    resources:
+        **cpu_resources(runtime=240, mem_mb=16000, cpus_per_task=2),
     params:
         options=get_options("check-leakage"),
     shell:
@@ -92,15 +100,16 @@ rule plot_cohort_overview:
         report="results/aligned/report.tsv",
         manifest="results/cohort/manifest.tsv",
     output:
-        report(
+        report_faces(
             "results/cohort/overview.png",
             caption="../report/overview.rst",
-            category="Cohort",
+            category="1. Cohort",
+            subcategory="Figure 1: aligned faces",
         ),
     log:
         "logs/plot_cohort_overview.log",
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
     params:
         options=get_options("plot-cohort-overview"),
     shell:

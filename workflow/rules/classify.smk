@@ -15,8 +15,10 @@ rule train_classifier:
     benchmark:
         "benchmarks/train_classifier/{variant}/fold{fold}.tsv"
     conda:
-        "../../envs/syndface.yaml"
+        get_gpu_env()
     threads: 1
+    resources:
+        **gpu_resources(runtime=720, mem_mb=64000, cpus_per_task=8, training=True),
     params:
         out_dir=subpath(output.model, parent=True),
         options=get_options("train-classifier"),
@@ -38,8 +40,10 @@ rule predict_classifier:
     log:
         "logs/predict_classifier/{variant}.log",
     conda:
-        "../../envs/syndface.yaml"
+        get_gpu_env()
     threads: 1
+    resources:
+        **gpu_resources(runtime=60, mem_mb=32000, cpus_per_task=4),
     params:
         options=get_options("predict"),
     shell:
@@ -61,14 +65,14 @@ rule evaluate_classifier:
         figure=report(
             "results/evaluation/{variant}/confusion.png",
             caption="../report/confusion.rst",
-            category="Figures",
-            subcategory="Confusion matrices",
+            category="2. Classifier",
+            subcategory="Figure 3: confusion matrices",
             labels={"variant": "{variant}"},
         ),
     log:
         "logs/evaluate_classifier/{variant}.log",
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
     params:
         out_dir=subpath(output.metrics, parent=True),
         options=get_options("evaluate-classifier"),
@@ -82,11 +86,16 @@ rule make_table2:
     input:
         get_variant_metrics(),
     output:
-        report("results/table2.tsv", caption="../report/table2.rst", category="Tables"),
+        report(
+            "results/table2.tsv",
+            caption="../report/table2.rst",
+            category="2. Classifier",
+            subcategory="Table 2: accuracy per class",
+        ),
     log:
         "logs/make_table2.log",
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
     params:
         metrics=get_variant_metrics_args(),
     shell:

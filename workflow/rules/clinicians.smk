@@ -13,7 +13,7 @@ rule import_survey:
     wildcard_constraints:
         index=r"\d+",
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
     params:
         options=get_options("import-survey"),
     shell:
@@ -29,7 +29,7 @@ rule simulate_survey:
     log:
         "logs/simulate_survey.log",
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
     params:
         options=get_options("simulate-survey"),
     shell:
@@ -42,14 +42,29 @@ rule compare_clinicians:
         predictions=get_predictions(),
         table2="results/table2.tsv",
     output:
-        table1=report("results/table1.tsv", caption="../report/table1.rst", category="Tables"),
-        clinicians=report("results/clinicians.tsv", caption="../report/table1.rst", category="Tables"),
+        table1=report(
+            "results/table1.tsv",
+            caption="../report/table1.rst",
+            category="5. Clinicians",
+            subcategory="Table 1: clinicians vs model",
+        ),
+        clinicians=report(
+            "results/clinicians.tsv",
+            caption="../report/table1.rst",
+            category="5. Clinicians",
+            subcategory="Table 1: clinicians vs model",
+        ),
         images="results/clinicians/images.tsv",
-        figure=report("results/clinicians.png", caption="../report/clinicians.rst", category="Figures"),
+        figure=report(
+            "results/clinicians.png",
+            caption="../report/clinicians.rst",
+            category="5. Clinicians",
+            subcategory="Human vs model by age group",
+        ),
     log:
         "logs/compare_clinicians.log",
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
     params:
         predictions=get_predictions_args(),
         options=get_options("compare-clinicians"),

@@ -12,7 +12,7 @@ rule make_demo_cohort:
     benchmark:
         "benchmarks/make_demo_cohort.tsv"
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
     params:
         out_dir=subpath(output.cohort, parent=True),
         options=get_options("make-demo-cohort"),
@@ -27,18 +27,20 @@ checkpoint build_manifest:
         manifest=report(
             "results/cohort/manifest.tsv",
             caption="../report/manifest.rst",
-            category="Cohort",
+            category="1. Cohort",
+            subcategory="Manifest",
         ),
         rejects="results/cohort/rejects.tsv",
         summary=report(
             "results/cohort/summary.tsv",
             caption="../report/manifest.rst",
-            category="Cohort",
+            category="1. Cohort",
+            subcategory="Manifest",
         ),
     log:
         "logs/build_manifest.log",
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
     params:
         options=get_options("build-manifest"),
         demo=get_path_flags("--demo-cohort", get_demo_cohort()),
@@ -55,12 +57,13 @@ rule make_folds:
         summary=report(
             "results/folds/summary.tsv",
             caption="../report/folds.rst",
-            category="Cohort",
+            category="1. Cohort",
+            subcategory="Folds",
         ),
     log:
         "logs/make_folds.log",
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
     params:
         options=get_options("make-folds"),
     shell:

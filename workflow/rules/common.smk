@@ -51,12 +51,100 @@ wildcard_constraints:
     fold=r"\d+",
 
 
+# Cluster routing (used only by a cluster executor such as `--profile slurm`). The workflow sets
+# the GPU rules' partition and GRES itself, from config: a profile's or the command line's
+# `--set-resources`/`--default-resources` replace whole blocks and would silently drop them.
+GPU_RULES = [
+    "train_classifier",
+    "predict_classifier",
+    "train_gan",
+    "generate_fakes",
+    "occlusion_maps",
+    "permutation_test",
+]
+# The CPU rules worth a cluster node (with cluster.cpu_rules: submit); every other rule runs on
+# the submit host, most of them take seconds.
+HEAVY_CPU_RULES = ["align_shard", "build_cache", "check_leakage", "privacy_audit"]
+
+
+def get_gres(gpus):
+    """gpu:<type>:<n>, or gpu:<n> where any GPU type will do."""
+    gpu_type = config["cluster"]["gpu_type"]
+    return f"gpu:{gpu_type}:{gpus}" if gpu_type else f"gpu:{gpus}"
+
+
+def get_account():
+    account = config["cluster"]["account"]
+    return {"slurm_account": account} if account else {}
+
+
+def gpu_resources(runtime, mem_mb, cpus_per_task, training=False):
+    """A GPU rule's cluster resources: partition, GRES and account from config, sizes (minutes,
+    MB, CPUs) for the paper's settings. Training jobs get `gpus` GPUs (torchrun); inference one."""
+    return dict(
+        slurm_partition=config["cluster"]["gpu_partition"],
+        gres=get_gres(config["gpus"] if training else 1),
+        runtime=runtime,
+        mem_mb=mem_mb,
+        cpus_per_task=cpus_per_task,
+        **get_account(),
+    )
+
+
+def cpu_resources(runtime, mem_mb, cpus_per_task):
+    """A heavy CPU rule's cluster resources (used when cluster.cpu_rules is submit)."""
+    return dict(
+        slurm_partition=config["cluster"]["cpu_partition"],
+        runtime=runtime,
+        mem_mb=mem_mb,
+        cpus_per_task=cpus_per_task,
+        **get_account(),
+    )
+
+
+# GPU generations PyPI's torch build (CUDA 13, sm_75+) no longer runs on: their rules use the
+# CUDA 12.6 build of envs/gpu-pascal.yaml under `--software-deployment-method conda`.
+PASCAL_VOLTA_GPU_TYPES = ("p100", "v100")
+
+
+def get_gpu_env():
+    """The GPU rules' conda env, by cluster.gpu_type (P100/V100 need the CUDA 12.6 build)."""
+    gpu_type = (config["cluster"]["gpu_type"] or "").lower()
+    if gpu_type.startswith(PASCAL_VOLTA_GPU_TYPES):
+        return "../../envs/gpu-pascal.yaml"
+    return "../../envs/gpu.yaml"
+
+
+def get_local_rules(rule_names):
+    """Rules that run on the submit host: all but the GPU rules (and the heavy CPU rules when
+    cluster.cpu_rules is submit)."""
+    submitted = set(GPU_RULES)
+    if config["cluster"]["cpu_rules"] == "submit":
+        submitted |= set(HEAVY_CPU_RULES)
+    return [name for name in rule_names if name not in submitted]
+
+
 DEMO_COHORT = "results/demo/cohort.tsv"
 
 
 def is_demo():
     """The demo cohort is in use: ground-truth checks run and the clinicians' survey is simulated."""
     return any(spec["format"] == "demo" for spec in config["cohort"]["inputs"])
+
+
+def show_faces():
+    """Real faces in `snakemake --report` (cohort thumbnails, composites over the mean real face):
+    report.show_faces, where auto means only when every cohort input is the synthetic demo."""
+    setting = str(config["report"]["show_faces"]).lower()
+    if setting == "auto":
+        return all(spec["format"] == "demo" for spec in config["cohort"]["inputs"])
+    return setting == "true"
+
+
+def report_faces(path, **kwargs):
+    """report() for an output that shows faces; a plain output, kept out of the report, when
+    show_faces() is off."""
+    return report(path, **kwargs) if show_faces() else path
 
 
 def get_cohort_tables():

@@ -14,8 +14,10 @@ rule train_gan:
     benchmark:
         "benchmarks/train_gan/fold{fold}.tsv"
     conda:
-        "../../envs/syndface.yaml"
+        get_gpu_env()
     threads: 1
+    resources:
+        **gpu_resources(runtime=2880, mem_mb=32000, cpus_per_task=8, training=True),
     params:
         out_dir=subpath(output.network, parent=True),
         options=get_options("train-gan"),
@@ -35,15 +37,17 @@ rule generate_fakes:
         grid=report(
             "results/fakes/fold{fold}/{fake_type}/sample_grid.png",
             caption="../report/fakes.rst",
-            category="Figures",
-            subcategory="GAN fakes",
+            category="3. GAN fakes",
+            subcategory="Figure 2: fake images",
             labels={"fold": "{fold}", "fake type": "{fake_type}"},
         ),
     log:
         "logs/generate_fakes/fold{fold}/{fake_type}.log",
     conda:
-        "../../envs/syndface.yaml"
+        get_gpu_env()
     threads: 1
+    resources:
+        **gpu_resources(runtime=60, mem_mb=16000, cpus_per_task=2),
     params:
         out_dir=get_fakes_dir,
         options=get_options("generate-fakes"),
@@ -63,15 +67,18 @@ rule privacy_audit:
         summary=report(
             "results/fakes/privacy_summary.tsv",
             caption="../report/privacy.rst",
-            category="Tables",
+            category="3. GAN fakes",
+            subcategory="Privacy audit",
         ),
     log:
         "logs/privacy_audit.log",
     benchmark:
         "benchmarks/privacy_audit.tsv"
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
     threads: 2
+    resources:
+        **cpu_resources(runtime=240, mem_mb=16000, cpus_per_task=2),
     params:
         options=get_options("privacy-audit"),
     shell:

@@ -14,8 +14,10 @@ rule occlusion_maps:
     benchmark:
         "benchmarks/occlusion_maps/{variant}.tsv"
     conda:
-        "../../envs/syndface.yaml"
+        get_gpu_env()
     threads: 1
+    resources:
+        **gpu_resources(runtime=240, mem_mb=32000, cpus_per_task=4),
     params:
         out_dir=subpath(output.maps, parent=True),
         options=get_options("occlusion-maps"),
@@ -30,20 +32,19 @@ rule saliency_composites:
         index="results/saliency/{variant}/maps/index.tsv",
         cache=get_classifier_cache(),
     output:
-        report(
+        report_faces(
             expand(
                 "results/saliency/{{variant}}/composites/{disease}.png",
                 disease=config["saliency"]["diseases"],
             ),
             caption="../report/composites.rst",
-            category="Figures",
-            subcategory="Saliency",
-            labels={"variant": "{variant}", "figure": "composites"},
+            category="4. Saliency",
+            subcategory="Figure 4: composites",
         ),
     log:
         "logs/saliency_composites/{variant}.log",
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
     params:
         maps_dir=subpath(input.maps, parent=True),
         out_dir=get_composites_dir,
@@ -63,7 +64,8 @@ rule permutation_test:
         table=report(
             "results/saliency/{variant}/permutation.tsv",
             caption="../report/permutation.rst",
-            category="Tables",
+            category="4. Saliency",
+            subcategory="Figure 5: permutation test",
         ),
         figures=report(
             expand(
@@ -71,15 +73,16 @@ rule permutation_test:
                 disease=config["saliency"]["diseases"],
             ),
             caption="../report/permutation.rst",
-            category="Figures",
-            subcategory="Saliency",
-            labels={"variant": "{variant}", "figure": "permutation test"},
+            category="4. Saliency",
+            subcategory="Figure 5: permutation test",
         ),
     log:
         "logs/permutation_test/{variant}.log",
     conda:
-        "../../envs/syndface.yaml"
+        get_gpu_env()
     threads: 1
+    resources:
+        **gpu_resources(runtime=120, mem_mb=16000, cpus_per_task=4),
     params:
         maps_dir=subpath(input.maps, parent=True),
         out_dir=subpath(output.table, parent=True),
@@ -99,12 +102,13 @@ rule saliency_truth_check:
         report(
             "results/saliency/{variant}/truth_check.tsv",
             caption="../report/truth_check.rst",
-            category="Tables",
+            category="4. Saliency",
+            subcategory="Demo: maps vs planted signs",
         ),
     log:
         "logs/saliency_truth_check/{variant}.log",
     conda:
-        "../../envs/syndface.yaml"
+        "../../envs/cpu.yaml"
     params:
         maps_dir=subpath(input.maps, parent=True),
         options=get_options("saliency-truth-check"),

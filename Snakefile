@@ -14,6 +14,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/resources.smk"
 include: "workflow/rules/cohort.smk"
 include: "workflow/rules/align.smk"
 include: "workflow/rules/classify.smk"

@@ -12,7 +12,8 @@ shared/notes/local-slurm.md):
   back on stop; ours is removed, because once the SLURM client tools are installed every
   `snakemake` call waits about 10 s for a controller that a config names but nobody runs.
 - No slurmdbd: the executor must poll with `squeue`, which sees finished jobs only for
-  MinJobAge seconds (600 here; the plugin wants >= 3 x its first status interval).
+  MinJobAge seconds (2 h here, longer than a test session; the plugin wants >= 3 x its first
+  status interval).
 - Partitions `norm` (default) and `gpu` on the one node, with a stand-in GRES `gpu:p100:2`
   (dummy device files) so GPU requests schedule as on the users' cluster.
 - EnforcePartLimits=ALL: a job asking for more than the node has is refused at once instead
@@ -52,7 +53,7 @@ DEFAULT_RUN_DIR = Path("/tmp/syndface-slurm")
 # session is found and stopped (by its recorded PIDs) before a new one starts.
 CURRENT = Path("/tmp/syndface-slurm.current")
 MARKER = "# Written by tests/slurm_cluster.py"
-MIN_JOB_AGE = 600
+MIN_JOB_AGE = 7200  # the test session outlives 600 s: its checks read scontrol after other tests
 GPUS = 2
 
 SLURM_CONF = """\

@@ -173,10 +173,8 @@ def test_site_config_sets_partition_gpu_type_count_and_account(tmp_path):
 @pytest.mark.slow
 def test_paper_plan_asks_two_p100s_per_training_job_and_launches_torchrun(tmp_path):
     """`snakemake -n --configfile config/paper.yaml --profile slurm`, on the demo cohort so that no
-    paper images are needed (the cohort does not change the routing)."""
-    (tmp_path / "weights").mkdir()
-    for name in ("tf_efficientnet_b4.ns_jft_in1k.safetensors", "ffhq-res256-mirror-paper256-noaug.pkl"):
-        (tmp_path / "weights" / name).touch()
+    paper images are needed (the cohort does not change the routing). The pretrained weights are
+    not there: the plan fetches them first, on the submit host."""
     demo_cohort = tmp_path / "demo_cohort.yaml"
     demo_cohort.write_text(yaml.safe_dump({"cohort": {"inputs": [{"format": "demo"}]}}))
     configs = ["--configfile", str(REPO / "config.yaml"), str(REPO / "config/paper.yaml"), str(demo_cohort)]

@@ -154,3 +154,23 @@ def test_catalog_lists_the_papers_weights_with_pins_or_an_honest_null():
         assert entry["url"].startswith("https://") and entry["url"].rsplit("/", 1)[-1], name
         if entry["sha256"] is not None and len(str(entry["sha256"])) == 8:  # a prefix: it must be the file name's
             assert f"-{entry['sha256']}." in entry["file"], name
+
+
+def test_the_catalog_names_every_file_the_paper_config_fetches():
+    """config/paper.yaml's pretrained files are resources/weights/<file> targets of the fetch rule:
+    each is in the catalog with a URL, and --from-catalog finds its pin by the file name."""
+    import yaml
+    from conftest import REPO
+
+    from syndface.weights import CATALOG, catalog_entry, catalog_files
+
+    paper = yaml.safe_load((REPO / "config/paper.yaml").read_text())
+    wanted = {paper["classifier"]["pretrained"], paper["gan"]["ffhq_weights"], paper["saliency"]["imagenet_weights"]}
+    assert {Path(p).parent.as_posix() for p in wanted} == {"resources/weights"}
+    for path in wanted:
+        assert Path(path).name in catalog_files()
+        assert catalog_entry(CATALOG, Path(path).name)["url"].startswith("https://")
+    assert catalog_entry(CATALOG, "tf_efficientnet_b4_ns-d6313a46.pth")["sha256"] == "d6313a46"
+    with pytest.raises(WeightsError, match="lists no file 'nope.bin'"):
+        catalog_entry(CATALOG, "nope.bin")
+    assert (REPO / "resources/weights.yaml").resolve() == CATALOG

@@ -101,10 +101,6 @@ def _paper_size_inputs(root):
     test.to_csv(data / "test+blankcenter+WS+22q11DS+Control+Normal.csv", index=False)
     for name in [r[0] for r in rows] + test["name"].tolist():
         (data / "images" / name).touch()
-    # the pretrained weights config/paper.yaml names (ImageNet EfficientNet-B4, FFHQ-256 StyleGAN2)
-    (root / "weights").mkdir()
-    for name in ("tf_efficientnet_b4.ns_jft_in1k.safetensors", "ffhq-res256-mirror-paper256-noaug.pkl"):
-        (root / "weights" / name).touch()
     return len(rows) + len(test)
 
 
@@ -125,6 +121,8 @@ def test_paper_config_plans_in_shards_quickly(tmp_path):
     assert plan.returncode == 0, plan.stderr
     jobs = _job_counts(plan.stdout)
     print(f"paper-size dry-run: {seconds:.1f} s, {sum(jobs.values())} jobs: {jobs}")
+    # The pretrained weights (EfficientNet-B4 for classifier and embedding, FFHQ-256) are fetched first.
+    assert jobs["fetch_weights"] == 2
     # No stage plans one job per image: the whole study is a few hundred jobs at most.
     assert sum(jobs.values()) < 1_000
     assert max(jobs.values()) < 200

@@ -153,7 +153,10 @@ def fetch(
     return out
 
 
-def load_catalog(path: str | os.PathLike) -> dict[str, dict]:
+CATALOG = Path(__file__).resolve().parent / "resources" / "weights.yaml"  # also resources/weights.yaml
+
+
+def load_catalog(path: str | os.PathLike = CATALOG) -> dict[str, dict]:
     """resources/weights.yaml: name -> {url, sha256, file, used_by, ...}, pins checked."""
     entries = yaml.safe_load(Path(path).read_text()) or {}
     for name, entry in entries.items():
@@ -164,9 +167,32 @@ def load_catalog(path: str | os.PathLike) -> dict[str, dict]:
     return entries
 
 
+def _files(entries: dict[str, dict]) -> list[dict]:
+    """Every downloadable file of the catalog: the entries and their alternatives."""
+    return [c for e in entries.values() for c in (e, e.get("alternative") or {}) if c.get("file")]
+
+
+def catalog_files(catalog: str | os.PathLike = CATALOG) -> list[str]:
+    """Every file name the catalog lists (resources/weights/<file> targets of the workflow)."""
+    return [c["file"] for c in _files(load_catalog(catalog))]
+
+
+def catalog_entry(catalog: str | os.PathLike, file: str) -> dict[str, str | None]:
+    """The url and pinned sha256 of `file` in the catalog."""
+    for candidate in _files(load_catalog(catalog)):
+        if candidate["file"] == file:
+            return {"url": candidate["url"], "sha256": candidate.get("sha256")}
+    raise WeightsError(f"{catalog} lists no file {file!r}; it lists: {', '.join(sorted(catalog_files(catalog)))}")
+
+
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", required=True, help="where to download the file from")
+    parser.add_argument(
+        "--from-catalog",
+        action="store_true",
+        help="take the url and pinned sha256 of --out's file name from the weights catalog (resources/weights.yaml)",
+    )
+    parser.add_argument("--url", help="where to download the file from (without --catalog)")
     parser.add_argument("--sha256", help="pinned SHA-256 (64 hex digits, or a published prefix of >= 8)")
     parser.add_argument("--out", required=True, type=Path, help="destination file (a present, matching file is kept)")
     parser.add_argument("--timeout", type=float, default=60, help="seconds without data before giving up")
@@ -177,9 +203,16 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    args = build_parser(prog).parse_args(argv)
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
     try:
-        fetch(args.url, args.out, args.sha256, timeout=args.timeout, allow_unpinned=args.allow_unpinned)
+        url, sha256 = args.url, args.sha256
+        if args.from_catalog:
+            entry = catalog_entry(CATALOG, args.out.name)
+            url, sha256 = entry["url"], entry["sha256"]
+        if not url:
+            parser.error("give --url, or --from-catalog for a file the catalog lists")
+        fetch(url, args.out, sha256, timeout=args.timeout, allow_unpinned=args.allow_unpinned)
     except WeightsError as error:
         log.error("%s", error)
         return 1

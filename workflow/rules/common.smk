@@ -9,6 +9,7 @@ from syndface import config as syndface_config
 from syndface.cli import options_class
 from syndface.launch import launcher
 from syndface.options import CONFIG_SCHEMA, options_json
+from syndface.weights import catalog_files
 from syndface.taxonomy import FAKE_TYPES, VARIANTS, variant_fake_type
 
 # Fail before any job with every problem spelled out (key, bad value, what is allowed);

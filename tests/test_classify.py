@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,8 @@ import torch.nn.functional as F
 from syndface.classify.evaluate import (
     balanced_accuracy,
     class_metrics,
+    class_recalls,
+    confusion_counts,
     confusion_table,
     group_metrics,
     two_way_answers,
@@ -155,6 +158,21 @@ def test_class_accuracy_mean_and_confusion_matrix_on_a_hand_case():
 
 def test_balanced_accuracy_averages_the_classes_present():
     assert balanced_accuracy(np.array([0, 0, 1, 1, 1]), np.array([0, 3, 1, 1, 1])) == pytest.approx((0.5 + 1) / 2)
+    # The paper's bal_acc_ourdata on cohort images: predicting unaffected (3), absent from y_true, is an
+    # error of the true class, not a fourth class with recall 0; and it is not worth a warning every epoch.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert balanced_accuracy(np.array([0, 1, 2, 2]), np.array([3, 1, 2, 3])) == pytest.approx((0 + 1 + 0.5) / 3)
+    assert np.isnan(balanced_accuracy(np.array([], int), np.array([], int)))
+    assert class_recalls(np.array([0, 0, 2]), np.array([0, 1, 3])).tolist() == pytest.approx(
+        [0.5, np.nan, 0.0, np.nan], nan_ok=True
+    )
+    assert confusion_counts(np.array([0, 0, 2]), np.array([0, 1, 3])).tolist() == [
+        [1, 1, 0, 0],
+        [0, 0, 0, 0],
+        [0, 0, 0, 1],
+        [0, 0, 0, 0],
+    ]
 
 
 def test_per_group_and_two_way_readouts_on_a_hand_case():

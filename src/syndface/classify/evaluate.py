@@ -19,10 +19,12 @@ distribution as resampling indices, at no cost for the 10k unaffected test image
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import balanced_accuracy_score, confusion_matrix, recall_score
 
 from syndface.io import read_tsv, save_figure, write_tsv
 from syndface.log import get_logger
@@ -36,25 +38,23 @@ AVERAGE = "average"
 
 def class_recalls(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = len(DISEASES)) -> np.ndarray:
     """Recall of each class; NaN for a class with no true example."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    hits = np.bincount(y_true[y_true == y_pred], minlength=n_classes).astype(float)
-    totals = np.bincount(y_true, minlength=n_classes).astype(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(totals > 0, hits / totals, np.nan)
+    return recall_score(y_true, y_pred, labels=np.arange(n_classes), average=None, zero_division=np.nan)
 
 
 def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Mean recall over the classes present in y_true (sklearn's balanced_accuracy_score); NaN if empty.
-    A prediction of a class absent from y_true is simply an error."""
-    recalls = class_recalls(y_true, y_pred)
-    return float(np.nanmean(recalls)) if np.isfinite(recalls).any() else float("nan")
+    """Mean recall over the classes present in y_true, as the paper code's sklearn `balanced_accuracy_score`
+    (its `bal_acc_ourdata`): predicting a class absent from y_true (unaffected on the cohort's images) is
+    simply an error, not a class of its own. NaN without images (sklearn would raise)."""
+    if len(y_true) == 0:
+        return float("nan")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "y_pred contains classes not in y_true", UserWarning)
+        return float(balanced_accuracy_score(y_true, y_pred))
 
 
 def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = len(DISEASES)) -> np.ndarray:
     """Counts, rows = true class, columns = predicted class."""
-    return np.bincount(np.asarray(y_true) * n_classes + np.asarray(y_pred), minlength=n_classes**2).reshape(
-        n_classes, n_classes
-    )
+    return confusion_matrix(y_true, y_pred, labels=np.arange(n_classes))
 
 
 def row_normalise(counts: np.ndarray) -> np.ndarray:
@@ -85,8 +85,8 @@ def labels_and_predictions(predictions: pd.DataFrame) -> tuple[np.ndarray, np.nd
 def class_metrics(predictions: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
     """Per-class accuracy and the unweighted mean over the classes present, with bootstrap intervals."""
     y_true, y_pred = labels_and_predictions(predictions)
-    n = np.bincount(y_true, minlength=len(DISEASES))
-    correct = np.bincount(y_true[y_true == y_pred], minlength=len(DISEASES))
+    counts = confusion_counts(y_true, y_pred)
+    n, correct = counts.sum(1), np.diag(counts)
     samples = bootstrap_accuracy(n, correct, n_boot, rng(seed, "bootstrap", "classes"))
     present = n > 0
     accuracy = class_recalls(y_true, y_pred)
@@ -97,7 +97,7 @@ def class_metrics(predictions: pd.DataFrame, n_boot: int, seed: int) -> pd.DataF
             "class": [*DISEASES, AVERAGE],
             "n": [*n, int(n.sum())],
             "correct": [*correct, int(correct.sum())],
-            "accuracy": [*accuracy, float(accuracy[present].mean())],
+            "accuracy": [*accuracy, balanced_accuracy(y_true, y_pred)],
             "ci_low": low,
             "ci_high": high,
         }

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from syndface.gan.networks import N_DISEASES, Generator, load_network
-from syndface.gan.train import save_png, to_uint8
+from syndface.images import save_png, to_uint8
 from syndface.io import read_tsv, write_tsv
 from syndface.log import get_logger, progress
 from syndface.runtime import configure, resolve_device

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from syndface.images import save_png
 from syndface.io import atomic_path, save_figure
 from syndface.log import get_logger
 from syndface.taxonomy import AGE_GROUPS, DISEASES
@@ -104,8 +105,7 @@ def _save_panel(rgb: np.ndarray, path: Path) -> None:
     image = Image.fromarray((rgb * 255).round().astype(np.uint8)).resize(
         (rgb.shape[1] * factor, rgb.shape[0] * factor), Image.NEAREST
     )
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
+    save_png(image, path)
 
 
 def write_composites(

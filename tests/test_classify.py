@@ -182,8 +182,8 @@ def test_per_group_and_two_way_readouts_on_a_hand_case():
     assert groups.loc[("control", "child"), "accuracy"] == 0.5 and len(groups) == 7
     answers = two_way_answers(predictions)
     ws = answers[answers["survey"] == "WS"].set_index("image_id")
-    # i3: P(WS)=0.3 < P(control)=0.4 -> "control" (wrong); i8: 0.5 > 0.3 -> "WS" (wrong).
-    assert ws.loc["i3", "answer"] == "control" and not ws.loc["i3", "correct"]
+    # i3: P(WS)=0.3 < P(control)=0.4 -> "other" (wrong); i8: 0.5 > 0.3 -> "WS" (wrong).
+    assert ws.loc["i3", "answer"] == "other" and not ws.loc["i3", "correct"]
     assert ws.loc["i8", "answer"] == "WS" and not ws.loc["i8", "correct"]
     assert set(ws.index) == {"i0", "i1", "i2", "i3", "i6", "i7", "i8"}  # the unaffected image is in no survey
     summary = two_way_metrics(answers, n_boot=50, seed=1).set_index(["survey", "disease", "age_group"])

@@ -5,10 +5,12 @@
   intervals (classes resampled separately, as the test set was drawn per class);
 - per_group.tsv: four-class accuracy per disease x age group (the paper code's
   AccuracyPerGroupFromWhole, Table 1's model columns);
-- two_way.tsv: the clinicians' comparison readout. A WS-survey image (a WS or control test
-  image of the cohort) counts as answered "WS" when P(WS) > P(control), else "control"; the
-  same for 22q (paper, Comparison to Clinical Geneticists). Accuracy per survey x disease x age
-  group and over each survey's disease;
+- two_way.tsv: the clinicians' comparison readout (syndface.readout, shared with
+  compare-clinicians). A survey image counts as answered with the syndrome when
+  P(syndrome) > P(control), else "other" (paper, Comparison to Clinical Geneticists); over each
+  survey's own images when the survey tables are given, else over every cohort test image of
+  the syndrome and of control. Accuracy per survey x disease x age group and over each survey's
+  disease;
 - confusion.tsv / confusion.png: the row-normalised confusion matrix (the paper's Figure 3).
 
 Bootstrap intervals are percentile intervals. Resampling n images with replacement from a
@@ -28,6 +30,7 @@ from sklearn.metrics import balanced_accuracy_score, confusion_matrix, recall_sc
 
 from syndface.io import read_tsv, save_figure, write_tsv
 from syndface.log import get_logger
+from syndface.readout import survey_image_ids, survey_readout
 from syndface.seeding import rng
 from syndface.taxonomy import AGE_GROUPS, DISEASES, SURVEYS, disease_index
 
@@ -127,30 +130,19 @@ def group_metrics(predictions: pd.DataFrame, n_boot: int, seed: int) -> pd.DataF
     return out
 
 
-def two_way_answers(predictions: pd.DataFrame) -> pd.DataFrame:
-    """Per survey and survey image (cohort test images of the syndrome or control): the model's answer
-    is whichever of P(syndrome), P(control) is higher."""
-    test = predictions[predictions["source"] == "cohort"]
-    parts = []
-    for survey, (syndrome, control) in SURVEYS.items():
-        images = test[test["disease"].isin([syndrome, control])]
-        says_syndrome = images[f"p_{syndrome}"].to_numpy() > images[f"p_{control}"].to_numpy()
-        answer = np.where(says_syndrome, syndrome, control)
-        parts.append(
-            pd.DataFrame(
-                {
-                    "survey": survey,
-                    "image_id": images["image_id"].to_numpy(),
-                    "disease": images["disease"].to_numpy(),
-                    "age_group": images["age_group"].to_numpy(),
-                    "p_syndrome": images[f"p_{syndrome}"].to_numpy(),
-                    "p_control": images[f"p_{control}"].to_numpy(),
-                    "answer": answer,
-                    "correct": answer == images["disease"].to_numpy(),
-                }
-            )
-        )
-    return pd.concat(parts, ignore_index=True)
+def two_way_answers(predictions: pd.DataFrame, surveys: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The model's two-way answer per survey and survey image (syndface.readout). `surveys`: the
+    survey answer tables (survey, image_id, ...), whose images each survey's readout is over; None =
+    every cohort test image of the syndrome and of control, for each survey."""
+    shown = survey_image_ids(surveys) if surveys is not None else {}
+    return pd.concat(
+        [
+            survey_readout(predictions, survey, shown.get(survey))
+            for survey in SURVEYS
+            if surveys is None or survey in shown
+        ],
+        ignore_index=True,
+    )
 
 
 def two_way_metrics(answers: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
@@ -213,8 +205,16 @@ def confusion_figure(table: pd.DataFrame, title: str):
     return fig
 
 
-def evaluate(predictions: pd.DataFrame, out_dir: str | Path, n_boot: int, seed: int, title: str) -> pd.DataFrame:
-    """Write the five evaluation outputs of one variant; returns metrics.tsv's table."""
+def evaluate(
+    predictions: pd.DataFrame,
+    out_dir: str | Path,
+    n_boot: int,
+    seed: int,
+    title: str,
+    surveys: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Write the five evaluation outputs of one variant; returns metrics.tsv's table. `surveys`: the
+    clinician survey answer tables, so two_way.tsv reads each survey over its own images."""
     out_dir = Path(out_dir)
     header = [
         f"{title}: {len(predictions)} test images; bootstrap {n_boot} resamples, percentile 95% intervals, seed {seed}"
@@ -222,11 +222,15 @@ def evaluate(predictions: pd.DataFrame, out_dir: str | Path, n_boot: int, seed: 
     metrics = class_metrics(predictions, n_boot, seed)
     write_tsv(metrics, out_dir / "metrics.tsv", header_lines=header)
     write_tsv(group_metrics(predictions, n_boot, seed), out_dir / "per_group.tsv", header_lines=header)
+    over = (
+        "each survey's own images (its answer table)"
+        if surveys is not None
+        else "every cohort test image of the syndrome and of control (no survey tables given)"
+    )
     write_tsv(
-        two_way_metrics(two_way_answers(predictions), n_boot, seed),
+        two_way_metrics(two_way_answers(predictions, surveys), n_boot, seed),
         out_dir / "two_way.tsv",
-        header_lines=header
-        + ["answer = whichever of P(syndrome), P(control) is higher, over the survey's cohort test images"],
+        header_lines=header + [f"answer = whichever of P(syndrome), P(control) is higher, over {over}"],
     )
     confusion = confusion_table(predictions)
     write_tsv(

@@ -20,9 +20,10 @@ from scipy.optimize import brentq
 from scipy.special import expit, logit
 
 from syndface.clinicians.paper import PAPER_HUMAN_ACCURACY
-from syndface.clinicians.survey import OTHER, SURVEY_COLUMNS, truth_of
+from syndface.clinicians.survey import OTHER, SURVEY_COLUMNS
 from syndface.io import read_tsv, write_tsv
 from syndface.log import get_logger
+from syndface.readout import truth_of
 from syndface.seeding import rng
 from syndface.taxonomy import AGE_GROUPS, SURVEYS
 

@@ -3,10 +3,11 @@
 The paper's code (albumentations 0.4.6, inherited from the SIIM-ISIC 1st-place solution) ran
 one uint8 image at a time in 8 CPU data-loader workers. Here the same pipeline runs on a float
 batch (N x 3 x H x W in [0, 1], before the ImageNet normalisation) where the model is, every
-random parameter drawn per image, so augmentation keeps up with a GPU at the paper's size
-(~500 images/s at 448 px, notes/performance-facts.md) without loader workers. kornia has most
-ops; the five it lacks as augmentations are small kornia subclasses built on kornia's own
-functions (CLAHE, colour conversions, lens distortion, remap, affine warp).
+random parameter drawn per image: no loader workers, and no CPU round trip for a GPU that
+trains ~500 images/s at 448 px (notes/performance-facts.md). kornia has most ops; the seven it
+lacks, or has in another form, are small subclasses of kornia's augmentation bases built on
+kornia's own functions (CLAHE, colour conversions, lens distortion, remap, affine warp), and
+`OneOf` picks per image (kornia's containers pick one op per batch).
 
 | albumentations 0.4.6 op (p)                          | here                                                          |
 |------------------------------------------------------|---------------------------------------------------------------|
@@ -339,8 +340,9 @@ class BatchAugment:
         devices = [x.device] if x.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices), torch.no_grad():
             torch.set_rng_state(self.generator.get_state())
-            if devices:
-                torch.cuda.manual_seed(int(torch.randint(2**63 - 1, (1,))))
+            if devices:  # noise drawn on the GPU: its stream seeded from ours, so the state above is all there is
+                with torch.cuda.device(x.device):
+                    torch.cuda.manual_seed(int(torch.randint(2**63 - 1, (1,))))
             out = self.pipeline(x)
             self.generator.set_state(torch.get_rng_state())
         return out

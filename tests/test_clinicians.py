@@ -14,7 +14,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
 from syndface.clinicians import compare, simulate
-from syndface.clinicians.compare import best_fake_variant, group_table, image_table, model_answers, table1
+from syndface.clinicians.compare import best_fake_variant, group_table, image_table, table1
 from syndface.clinicians.paper import PAPER_HUMAN_ACCURACY, PAPER_OVERALL_HUMAN_ACCURACY
 from syndface.clinicians.simulate import image_probabilities, simulate_survey
 from syndface.clinicians.stats import (
@@ -139,14 +139,6 @@ def test_benjamini_hochberg_and_wilson_equal_statsmodels():
 
 
 # --- per image and per group ------------------------------------------------------------------
-
-
-def test_model_answers_take_the_higher_of_syndrome_and_control():
-    predictions = pd.DataFrame(
-        {"image_id": ["a", "b", "c"], "p_WS": [0.5, 0.1, 0.2], "p_22q": [0.1, 0.6, 0.2], "p_control": [0.3, 0.2, 0.2]}
-    )
-    assert model_answers(predictions, "WS").tolist() == ["WS", "other", "other"]  # a tie counts as other
-    assert model_answers(predictions, "22q").tolist() == ["other", "22q", "other"]
 
 
 def test_image_table_shares_and_model_correctness_by_hand():

@@ -1,3 +1,8 @@
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -83,3 +88,15 @@ def test_summary_counts_every_image():
     summary = folds.fold_summary(table)
     assert summary["total"].sum() == len(table)
     assert [c for c in summary.columns if c.startswith("fold")] == [f"fold{k}" for k in range(5)]
+
+
+def test_fewer_subjects_than_folds_is_refused_with_the_key_to_change():
+    with pytest.raises(ValueError, match="3 subject\\(s\\) cannot fill 5 folds; lower folds.n_folds"):
+        folds.assign_folds(np.zeros(6, int), np.repeat([1, 2, 3], 2), 5, seed=1)
+
+
+def test_the_paper_size_benchmark_runs_and_reports_balance():
+    bench = Path(__file__).resolve().parents[1] / "bench" / "folds.py"
+    args = [sys.executable, str(bench), "--fairface", "600", "--cohort", "200", "--repeats", "1"]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=120, check=True).stdout
+    assert re.search(r"assign_folds: \d+\.\d+ s CPU; max stratum spread \(images\) \d+", out), out

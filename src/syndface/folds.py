@@ -1,25 +1,34 @@
 """`syndface make-folds`: k-fold cross-validation over the train split, grouped and stratified.
 
 No subject is in two folds (all images of a subject share one fold), and every disease x age
-group stratum is spread as evenly over the folds as the groups allow. Groups are placed
-greedily, largest first in a seeded random order, each into the fold where its strata are
-currently least filled; single-image groups (most of FairFace) are then water-filled per
-stratum in one vectorised pass. `folds.group_by: image_id` reproduces the paper code's per-image
-folds.
+group stratum is spread as evenly over the folds as the groups allow: scikit-learn's
+`StratifiedGroupKFold` (shuffled, seeded). `folds.group_by: image_id` reproduces the paper code's
+per-image folds.
+
+Measured against the greedy placement this module had before (largest subjects first into the
+least-filled fold, then single images water-filled). At the paper's size (bench/folds.py:
+63,982 images, 62,722 groups, 20 strata, 5 folds, seeds 1 and 2): the same per-stratum balance
+(every disease x age count within 1 image across folds; mean spread 0.85 / 0.65 images for
+both), fold sizes within 1 image (greedy: 3), in 7.1 s of CPU (greedy: 0.05 s). On cohort-like
+tables of 200-3,000 subjects with 1-3 images (tests/test_folds.py's, 10 seeds each): largest
+stratum spread 1.30 images on average (greedy 1.37), worst 4 (greedy 3), fold sizes within 1.3
+images (greedy 4.8). Seconds once per study for equal balance, so the library's.
 """
 
 from __future__ import annotations
 
 import argparse
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold
 
 from syndface.io import read_tsv, write_tsv
 from syndface.log import get_logger
 from syndface.options import Options, add_options_argument, setting
-from syndface.seeding import rng
+from syndface.seeding import derive_seed
 from syndface.taxonomy import AGE_GROUPS, DISEASES
 
 log = get_logger("syndface.folds")
@@ -36,45 +45,16 @@ class FoldsOptions(Options):
 
 def assign_folds(strata: np.ndarray, groups: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
     """Fold index per item, given its stratum code and group label."""
-    gen = rng(seed, "folds")
-    n_strata = int(strata.max()) + 1 if len(strata) else 0
-    group_codes, group_of = np.unique(groups, return_inverse=True)
-    sizes = np.bincount(group_of, minlength=len(group_codes))
-    counts = np.zeros((n_folds, n_strata))
+    n_groups = len(np.unique(groups))
+    if n_groups < n_folds:
+        raise ValueError(f"{n_groups} subject(s) cannot fill {n_folds} folds; lower folds.n_folds or add images")
+    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=derive_seed(seed, "folds"))
     folds = np.full(len(strata), -1)
-
-    # Multi-image groups: greedy, largest first, random order among equal sizes.
-    multi = np.flatnonzero(sizes > 1)
-    order = multi[np.lexsort((gen.random(len(multi)), -sizes[multi]))]
-    by_group = np.argsort(group_of, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(sizes)])
-    totals = np.bincount(strata, minlength=n_strata).astype(float)
-    for g in order:
-        idx = by_group[starts[g] : starts[g + 1]]
-        need = np.bincount(strata[idx], minlength=n_strata)
-        cols = np.flatnonzero(need)
-        cost = (counts[:, cols] + need[cols]) @ (1.0 / totals[cols]) + counts.sum(1) / len(strata)
-        fold = int(np.argmin(cost + 1e-9 * gen.random(n_folds)))
-        folds[idx] = fold
-        counts[fold] += need
-
-    # Singletons: per stratum, top up the least-filled folds first (water-filling), in random order.
-    single = np.flatnonzero(sizes[group_of] == 1)
-    single = single[gen.permutation(len(single))]
-    for s in range(n_strata):
-        idx = single[strata[single] == s]
-        if not len(idx):
-            continue
-        level = counts[:, s].tolist()
-        assigned = []
-        for r in gen.random(len(idx)).tolist():
-            lowest = min(level)
-            low = [k for k, v in enumerate(level) if v == lowest]
-            fold = low[int(r * len(low))]
-            assigned.append(fold)
-            level[fold] += 1
-        folds[idx] = assigned
-        counts[:, s] = level
+    with warnings.catch_warnings():
+        # A rare disease x age stratum with fewer images than folds is expected: it cannot reach every fold.
+        warnings.filterwarnings("ignore", "The least populated class in y has only", UserWarning)
+        for fold, (_, held_out) in enumerate(splitter.split(np.zeros((len(strata), 1)), strata, groups)):
+            folds[held_out] = fold
     return folds
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from syndface.images import read_resized
 from syndface.io import atomic_path, read_tsv, write_tsv
 from syndface.log import get_logger, progress
 
@@ -49,15 +50,6 @@ def cache_index(report: pd.DataFrame, manifest: pd.DataFrame) -> pd.DataFrame:
         )
     index.insert(0, "row", np.arange(len(index)))
     return index
-
-
-def read_resized(path: str, size: int) -> np.ndarray:
-    """An aligned PNG as size x size x 3 uint8 (Lanczos when its side differs)."""
-    with Image.open(path) as img:
-        img = img.convert("RGB")
-        if img.size != (size, size):
-            img = img.resize((size, size), Image.LANCZOS)
-        return np.asarray(img, dtype=np.uint8)
 
 
 def write_cache(index: pd.DataFrame, size: int, out_dir: str | os.PathLike) -> None:

@@ -10,9 +10,9 @@ import argparse
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from syndface.align.options import OverviewOptions
+from syndface.images import read_resized
 from syndface.io import read_tsv, save_figure
 from syndface.options import add_options_argument
 from syndface.seeding import rng
@@ -36,10 +36,7 @@ def cell_strip(paths: list[str], thumb: int) -> np.ndarray:
     """The faces of one cell side by side on a white strip."""
     strip = np.full((thumb, len(paths) * (thumb + GAP) - GAP, 3), 255, dtype=np.uint8)
     for k, path in enumerate(paths):
-        with Image.open(path) as img:
-            strip[:, k * (thumb + GAP) : k * (thumb + GAP) + thumb] = np.asarray(
-                img.convert("RGB").resize((thumb, thumb), Image.LANCZOS)
-            )
+        strip[:, k * (thumb + GAP) : k * (thumb + GAP) + thumb] = read_resized(path, thumb)
     return strip
 
 

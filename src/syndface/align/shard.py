@@ -22,14 +22,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from syndface.align.geometry import LANDMARK_COLUMNS
 from syndface.align.landmarks import Points, find_face, points_to_columns, read_manual_landmarks
 from syndface.align.load import ImageLoadError, load_rgb
 from syndface.align.options import AlignOptions
 from syndface.align.render import AlignmentError, render_aligned
-from syndface.io import atomic_path, read_tsv, write_tsv
+from syndface.images import save_png
+from syndface.io import read_tsv, write_tsv
 from syndface.log import get_logger, progress
 from syndface.options import add_options_argument
 
@@ -113,8 +113,7 @@ def align_shard(rows: pd.DataFrame, manual: dict[str, Points], options: AlignOpt
         aligned_path = ""
         if aligned is not None:
             target = images_dir / image_file_name(image_id)
-            with atomic_path(target) as tmp:
-                Image.fromarray(aligned).save(tmp, format="PNG")
+            save_png(aligned, target)
             aligned_path = str(target)
         records.append({"image_id": image_id, "aligned_path": aligned_path, **fields})
     report = pd.DataFrame.from_records(records, columns=list(REPORT_COLUMNS))

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from syndface.align.cache import load_cache, read_resized
+from syndface.align.cache import load_cache
+from syndface.images import read_resized
 from syndface.io import read_tsv
 from syndface.log import get_logger, progress
 from syndface.taxonomy import DISEASES, disease_index

@@ -5,10 +5,12 @@
   intervals (classes resampled separately, as the test set was drawn per class);
 - per_group.tsv: four-class accuracy per disease x age group (the paper code's
   AccuracyPerGroupFromWhole, Table 1's model columns);
-- two_way.tsv: the clinicians' comparison readout. A WS-survey image (a WS or control test
-  image of the cohort) counts as answered "WS" when P(WS) > P(control), else "control"; the
-  same for 22q (paper, Comparison to Clinical Geneticists). Accuracy per survey x disease x age
-  group and over each survey's disease;
+- two_way.tsv: the clinicians' comparison readout (syndface.readout, shared with
+  compare-clinicians). A survey image counts as answered with the syndrome when
+  P(syndrome) > P(control), else "other" (paper, Comparison to Clinical Geneticists); over each
+  survey's own images when the survey tables are given, else over every cohort test image of
+  the syndrome and of control. Accuracy per survey x disease x age group and over each survey's
+  disease;
 - confusion.tsv / confusion.png: the row-normalised confusion matrix (the paper's Figure 3).
 
 Given the manifest (and alignment's failed.tsv), every table also carries `n_test` (the test
@@ -28,12 +30,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import balanced_accuracy_score, confusion_matrix, recall_score
 
 from syndface.classify import accounting
 from syndface.classify.options import EvaluateOptions
+from syndface.clinicians.survey import read_survey
 from syndface.io import read_tsv, save_figure, write_tsv
 from syndface.log import get_logger
 from syndface.options import add_options_argument
+from syndface.readout import survey_image_ids, survey_readout
 from syndface.seeding import rng
 from syndface.taxonomy import AGE_GROUPS, DISEASES, SURVEYS, disease_index
 
@@ -44,25 +49,23 @@ AVERAGE = "average"
 
 def class_recalls(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = len(DISEASES)) -> np.ndarray:
     """Recall of each class; NaN for a class with no true example."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    hits = np.bincount(y_true[y_true == y_pred], minlength=n_classes).astype(float)
-    totals = np.bincount(y_true, minlength=n_classes).astype(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(totals > 0, hits / totals, np.nan)
+    return recall_score(y_true, y_pred, labels=np.arange(n_classes), average=None, zero_division=np.nan)
 
 
 def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Mean recall over the classes present in y_true (sklearn's balanced_accuracy_score); NaN if empty.
-    A prediction of a class absent from y_true is simply an error."""
-    recalls = class_recalls(y_true, y_pred)
-    return float(np.nanmean(recalls)) if np.isfinite(recalls).any() else float("nan")
+    """Mean recall over the classes present in y_true, as the paper code's sklearn `balanced_accuracy_score`
+    (its `bal_acc_ourdata`): predicting a class absent from y_true (unaffected on the cohort's images) is
+    simply an error, not a class of its own. NaN without images (sklearn would raise)."""
+    if len(y_true) == 0:
+        return float("nan")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "y_pred contains classes not in y_true", UserWarning)
+        return float(balanced_accuracy_score(y_true, y_pred))
 
 
 def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = len(DISEASES)) -> np.ndarray:
     """Counts, rows = true class, columns = predicted class."""
-    return np.bincount(np.asarray(y_true) * n_classes + np.asarray(y_pred), minlength=n_classes**2).reshape(
-        n_classes, n_classes
-    )
+    return confusion_matrix(y_true, y_pred, labels=np.arange(n_classes))
 
 
 def row_normalise(counts: np.ndarray) -> np.ndarray:
@@ -96,8 +99,8 @@ def labels_and_predictions(predictions: pd.DataFrame) -> tuple[np.ndarray, np.nd
 def class_metrics(predictions: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
     """Per-class accuracy and the unweighted mean over the classes present, with bootstrap intervals."""
     y_true, y_pred = labels_and_predictions(predictions)
-    n = np.bincount(y_true, minlength=len(DISEASES))
-    correct = np.bincount(y_true[y_true == y_pred], minlength=len(DISEASES))
+    counts = confusion_counts(y_true, y_pred)
+    n, correct = counts.sum(1), np.diag(counts)
     samples = bootstrap_accuracy(n, correct, n_boot, rng(seed, "bootstrap", "classes"))
     present = n > 0
     accuracy = class_recalls(y_true, y_pred)
@@ -108,7 +111,7 @@ def class_metrics(predictions: pd.DataFrame, n_boot: int, seed: int) -> pd.DataF
             "class": [*DISEASES, AVERAGE],
             "n": [*n, int(n.sum())],
             "correct": [*correct, int(correct.sum())],
-            "accuracy": [*accuracy, float(accuracy[present].mean())],
+            "accuracy": [*accuracy, balanced_accuracy(y_true, y_pred)],
             "ci_low": low,
             "ci_high": high,
         }
@@ -138,30 +141,19 @@ def group_metrics(predictions: pd.DataFrame, n_boot: int, seed: int) -> pd.DataF
     return out
 
 
-def two_way_answers(predictions: pd.DataFrame) -> pd.DataFrame:
-    """Per survey and survey image (cohort test images of the syndrome or control): the model's answer
-    is whichever of P(syndrome), P(control) is higher."""
-    test = predictions[predictions["source"] == "cohort"]
-    parts = []
-    for survey, (syndrome, control) in SURVEYS.items():
-        images = test[test["disease"].isin([syndrome, control])]
-        says_syndrome = images[f"p_{syndrome}"].to_numpy() > images[f"p_{control}"].to_numpy()
-        answer = np.where(says_syndrome, syndrome, control)
-        parts.append(
-            pd.DataFrame(
-                {
-                    "survey": survey,
-                    "image_id": images["image_id"].to_numpy(),
-                    "disease": images["disease"].to_numpy(),
-                    "age_group": images["age_group"].to_numpy(),
-                    "p_syndrome": images[f"p_{syndrome}"].to_numpy(),
-                    "p_control": images[f"p_{control}"].to_numpy(),
-                    "answer": answer,
-                    "correct": answer == images["disease"].to_numpy(),
-                }
-            )
-        )
-    return pd.concat(parts, ignore_index=True)
+def two_way_answers(predictions: pd.DataFrame, surveys: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The model's two-way answer per survey and survey image (syndface.readout). `surveys`: the
+    survey answer tables (survey, image_id, ...), whose images each survey's readout is over; None =
+    every cohort test image of the syndrome and of control, for each survey."""
+    shown = survey_image_ids(surveys) if surveys is not None else {}
+    return pd.concat(
+        [
+            survey_readout(predictions, survey, shown.get(survey))
+            for survey in SURVEYS
+            if surveys is None or survey in shown
+        ],
+        ignore_index=True,
+    )
 
 
 def two_way_metrics(answers: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
@@ -232,10 +224,13 @@ def evaluate(
     title: str,
     manifest: pd.DataFrame | None = None,
     failed: pd.DataFrame | None = None,
+    surveys: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Write the evaluation outputs of one variant; returns metrics.tsv's table.
 
     With the manifest, the tables carry the test-set accounting and excluded.tsv is written.
+    `surveys`: the clinician survey answer tables, so two_way.tsv reads each survey over its own
+    images (without them, every cohort test image of the syndrome and of control).
     """
     out_dir = Path(out_dir)
     header = [
@@ -243,7 +238,7 @@ def evaluate(
     ]
     metrics = class_metrics(predictions, n_boot, seed)
     per_group = group_metrics(predictions, n_boot, seed)
-    two_way = two_way_metrics(two_way_answers(predictions), n_boot, seed)
+    two_way = two_way_metrics(two_way_answers(predictions, surveys), n_boot, seed)
     if manifest is not None:
         tests = accounting.test_images(manifest, predictions)
         excluded = accounting.excluded_images(tests, failed)
@@ -267,11 +262,15 @@ def evaluate(
             )
     write_tsv(metrics, out_dir / "metrics.tsv", header_lines=header)
     write_tsv(per_group, out_dir / "per_group.tsv", header_lines=header)
+    over = (
+        "each survey's own images (its answer table)"
+        if surveys is not None
+        else "every cohort test image of the syndrome and of control (no survey tables given)"
+    )
     write_tsv(
         two_way,
         out_dir / "two_way.tsv",
-        header_lines=header
-        + ["answer = whichever of P(syndrome), P(control) is higher, over the survey's cohort test images"],
+        header_lines=header + [f"answer = whichever of P(syndrome), P(control) is higher, over {over}"],
     )
     confusion = confusion_table(predictions)
     write_tsv(
@@ -288,6 +287,9 @@ def main(argv: list[str], prog: str = "syndface evaluate-classifier") -> int:
     p.add_argument("--predictions", required=True, help="results/predictions/<variant>/test.tsv")
     p.add_argument("--manifest", help="results/cohort/manifest.tsv: count the test images not evaluated")
     p.add_argument("--failed", help="results/aligned/failed.tsv: why they were not (with --manifest)")
+    p.add_argument(
+        "--surveys", nargs="+", help="survey answer tables: two_way.tsv over each survey's own images (else all)"
+    )
     add_options_argument(p, EvaluateOptions)
     p.add_argument("--title", default=None, help="figure title (default: the variant's folder name)")
     p.add_argument("--out-dir", required=True, help="results/evaluation/<variant>")
@@ -303,6 +305,9 @@ def main(argv: list[str], prog: str = "syndface evaluate-classifier") -> int:
     title = args.title or Path(args.predictions).parent.name
     manifest = read_tsv(args.manifest) if args.manifest else None
     failed = read_tsv(args.failed) if args.failed else None
-    metrics = evaluate(predictions, args.out_dir, args.options.bootstrap, args.options.seed, title, manifest, failed)
+    surveys = read_survey(args.surveys) if args.surveys else None
+    metrics = evaluate(
+        predictions, args.out_dir, args.options.bootstrap, args.options.seed, title, manifest, failed, surveys
+    )
     log.info("%s: %s", title, ", ".join(f"{c} {a:.3f}" for c, a in zip(metrics["class"], metrics["accuracy"])))
     return 0

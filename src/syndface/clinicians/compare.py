@@ -1,7 +1,8 @@
 """`syndface compare-clinicians`: clinicians versus the model on the survey images (Table 1).
 
-The model answers a survey image two-way, as in the paper: in the WS survey whichever of
-P(WS) and P(control) is higher (a tie counts as `other`), likewise for 22q. Outputs:
+The model answers each survey's own images two-way, as in the paper: in the WS survey whichever
+of P(WS) and P(control) is higher (a tie counts as `other`), likewise for 22q
+(syndface.readout, shared with evaluate-classifier). Outputs:
 - per image (--images): share of raters correct and each variant's answer;
 - per variant x survey x truth x age group (--clinicians): human and model accuracy with 95%
   intervals (human: bootstrap over images of the share of raters correct; model: Wilson over
@@ -34,10 +35,11 @@ from syndface.clinicians.stats import (
     permutation_pvalue,
     wilson_interval,
 )
-from syndface.clinicians.survey import OTHER, is_simulated, read_survey, truth_of
+from syndface.clinicians.survey import OTHER, is_simulated, read_survey
 from syndface.io import read_tsv, save_figure, variant_paths, write_tsv
 from syndface.log import get_logger
 from syndface.options import add_options_argument
+from syndface.readout import survey_readout, truth_of
 from syndface.seeding import derive_seed
 from syndface.taxonomy import AGE_GROUPS, SURVEYS, VARIANTS
 
@@ -45,16 +47,6 @@ log = get_logger("syndface.clinicians")
 
 ALL = "all"
 TRUTH_LABELS = {OTHER: "other conditions"}
-
-
-def model_answers(predictions: pd.DataFrame, survey: str) -> pd.Series:
-    """The two-way answer per image (index image_id): the survey's syndrome or `other`."""
-    syndrome, control = SURVEYS[survey]
-    missing = [c for c in (f"p_{syndrome}", f"p_{control}") if c not in predictions.columns]
-    if missing:
-        raise ValueError(f"predictions lack column(s) {', '.join(missing)}; they come from `syndface predict`")
-    answer = np.where(predictions[f"p_{syndrome}"] > predictions[f"p_{control}"], syndrome, OTHER)
-    return pd.Series(answer, index=predictions["image_id"].to_numpy())
 
 
 def human_table(answers: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
@@ -92,7 +84,7 @@ def image_table(answers: pd.DataFrame, predictions: dict[str, pd.DataFrame]) -> 
         if absent:
             raise ValueError(f"{variant} predictions lack survey image(s) {', '.join(absent[:10])}")
         for survey, part in images.groupby("survey", sort=False):
-            answer = model_answers(table, survey).loc[part["image_id"]].to_numpy()
+            answer = survey_readout(table, survey, part["image_id"])["answer"].to_numpy()
             rows.append(
                 part.assign(
                     variant=variant, model_answer=answer, model_correct=(answer == part["truth"].to_numpy()).astype(int)

@@ -21,10 +21,11 @@ from scipy.special import expit, logit
 
 from syndface.clinicians.options import SimulateOptions
 from syndface.clinicians.paper import PAPER_HUMAN_ACCURACY
-from syndface.clinicians.survey import OTHER, SURVEY_COLUMNS, truth_of
+from syndface.clinicians.survey import OTHER, SURVEY_COLUMNS
 from syndface.io import read_tsv, write_tsv
 from syndface.log import get_logger
 from syndface.options import add_options_argument
+from syndface.readout import truth_of
 from syndface.seeding import rng
 from syndface.taxonomy import AGE_GROUPS, SURVEYS
 

@@ -13,10 +13,10 @@ import os
 import pandas as pd
 
 from syndface.io import read_tsv
+from syndface.readout import OTHER
 from syndface.taxonomy import SURVEYS
 
 SURVEY_COLUMNS = ("rater_id", "survey", "image_id", "answer")
-OTHER = "other"
 
 
 def survey_answers(survey: str) -> tuple[str, str]:
@@ -24,16 +24,6 @@ def survey_answers(survey: str) -> tuple[str, str]:
     if survey not in SURVEYS:
         raise ValueError(f"unknown survey {survey!r}; allowed: {', '.join(SURVEYS)}")
     return (survey, OTHER)
-
-
-def truth_of(survey: str, disease: str) -> str:
-    """The correct answer for an image of `disease` in `survey` (its syndrome, or `other` for controls)."""
-    syndrome, control = SURVEYS[survey]
-    if disease == syndrome:
-        return syndrome
-    if disease == control:
-        return OTHER
-    raise ValueError(f"a {disease!r} image cannot be in the {survey} survey (only {syndrome} and {control} images are)")
 
 
 def validate_survey(answers: pd.DataFrame, where: str = "survey table") -> pd.DataFrame:

@@ -33,7 +33,8 @@ from syndface.demo.photo import photograph, sample_shot
 from syndface.demo.regions import RegionMaskBuilder, save_npz
 from syndface.demo.render import Identity, make_face, sample_identity
 from syndface.demo.signals import EFFECTS, SMILE_PROBABILITY, amplitudes
-from syndface.io import atomic_path, write_tsv
+from syndface.images import save_png
+from syndface.io import write_tsv
 from syndface.log import get_logger, progress
 from syndface.options import add_options_argument
 from syndface.seeding import rng
@@ -194,8 +195,7 @@ def render_one(
     shot = sample_shot(gen, grey)
     image, points = photograph(face, shot, cfg.image_size, cfg.render_scale)
     path = out_dir / "images" / f"{image_id}.png"
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
+    save_png(image, path)
     row = {
         "image_id": image_id,
         "path": str(path),

@@ -30,7 +30,7 @@ import torch
 
 from syndface.gan.networks import N_DISEASES, Generator, load_network
 from syndface.gan.options import FakesOptions
-from syndface.gan.train import save_png, to_uint8
+from syndface.images import save_png, to_uint8
 from syndface.io import read_tsv, write_tsv
 from syndface.log import get_logger, progress
 from syndface.options import add_options_argument

@@ -34,6 +34,7 @@ from syndface import __version__
 from syndface.gan.augment import AdaController, AugmentPipe
 from syndface.gan.networks import Discriminator, GanArch, Generator, label_vectors, use_reduced_precision
 from syndface.gan.options import GanOptions
+from syndface.images import save_png, to_uint8
 from syndface.io import read_tsv, save_torch, write_tsv
 from syndface.log import format_seconds, get_logger
 from syndface.options import add_options_argument
@@ -430,20 +431,6 @@ def render_grid(G: Generator, seed: int, identities: int = 2, psi: float = 1.0) 
     rows, cols = identities * len(DISEASES), len(AGE_GROUPS)
     r = images.shape[1]
     return images.reshape(rows, cols, r, r, 3).transpose(0, 2, 1, 3, 4).reshape(rows * r, cols * r, 3)
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """G output ([-1, 1], NCHW float) -> uint8 NHWC."""
-    return (images.float() * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-
-
-def save_png(array: np.ndarray, path: Path) -> None:
-    from PIL import Image
-
-    from syndface.io import atomic_path
-
-    with atomic_path(path) as tmp:
-        Image.fromarray(array).save(tmp, format="PNG")
 
 
 # --- the run --------------------------------------------------------------------------------

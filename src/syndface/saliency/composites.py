@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from syndface.io import atomic_path, save_figure, save_npz
+from syndface.images import save_png
+from syndface.io import save_figure, save_npz
 from syndface.log import get_logger
 from syndface.options import add_options_argument
 from syndface.saliency.options import CompositesOptions
@@ -106,8 +107,7 @@ def _save_panel(rgb: np.ndarray, path: Path) -> None:
     image = Image.fromarray((rgb * 255).round().astype(np.uint8)).resize(
         (rgb.shape[1] * factor, rgb.shape[0] * factor), Image.NEAREST
     )
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
+    save_png(image, path)
 
 
 def write_composites(

@@ -17,10 +17,10 @@ from syndface.clinicians.calibration import (
     Design,
     image_pvalues,
     rater_pvalues,
-    rejection_bound,
     rejection_rate,
     simulate,
 )
+from syndface.permutations import rejection_bound
 from syndface.seeding import rng
 
 ALPHA = 0.05

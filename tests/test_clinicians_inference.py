@@ -13,8 +13,6 @@ from statsmodels.stats.multitest import multipletests
 
 from syndface.clinicians.calibration import Design, rater_pvalues, replicate_tables, simulate
 from syndface.clinicians.inference import (
-    bh_by_family,
-    family_note,
     mixed_model_test,
     null_probabilities,
     paper_paired_ttest,
@@ -24,6 +22,7 @@ from syndface.clinicians.inference import (
     rater_accuracies,
     rater_level_tests,
 )
+from syndface.multiplicity import bh_by_family, family_note
 
 
 def enumerated_pmf(p: np.ndarray) -> np.ndarray:

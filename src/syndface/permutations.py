@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 
 DEFAULT_MAX_EXACT = 100_000
 ALTERNATIVES = ("two-sided", "greater", "less")
@@ -161,3 +162,10 @@ def two_sample_test(
     null = statistic(relabelled[:, : len(a)], relabelled[:, len(a) :])
     observed = float(statistic(pooled[None, : len(a)], pooled[None, len(a) :])[0])
     return pvalue_from_null(observed, null, alternative, exact)
+
+
+def rejection_bound(replicates: int, alpha: float, false_alarm: float = 1e-4) -> int:
+    """Most rejections a test of size <= alpha shows in `replicates` independent replicates of its
+    null, but for probability `false_alarm`: the Binomial(replicates, alpha) upper quantile. A
+    simulation check of a test's size passes when its count of rejections is at most this."""
+    return int(stats.binom.ppf(1 - false_alarm, replicates, alpha))

@@ -30,3 +30,19 @@ def weighted_cross_entropy(
     weighted = targets.float() * weights.to(targets.device, torch.float32)[None, :]
     total = -(weighted * F.log_softmax(logits.float(), dim=1)).sum()
     return total / (weighted.sum() if normalisation == "weights" else logits.shape[0])
+
+
+def loss_normalisation_for(variant: str, setting: str | dict[str, str]) -> str:
+    """The loss normalisation of a variant: one value for every variant, or one per family
+    ({"real": ..., "fakes": ...}); the paper's code used {"real": "weights", "fakes": "batch"}."""
+    if isinstance(setting, str):
+        choice = setting
+    else:
+        if set(setting) != {"real", "fakes"}:
+            raise ValueError(
+                f"loss_normalisation per family needs exactly the keys real and fakes, got {sorted(setting)}"
+            )
+        choice = setting["real" if variant == "real" else "fakes"]
+    if choice not in LOSS_NORMALISATIONS:
+        raise ValueError(f"unknown loss normalisation {choice!r}; allowed: {', '.join(LOSS_NORMALISATIONS)}")
+    return choice

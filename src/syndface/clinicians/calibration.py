@@ -132,12 +132,6 @@ def simulate(
     raise ValueError(f"unknown null {null!r}; allowed: random_rater, fixed_model")
 
 
-def rejection_bound(replicates: int, alpha: float, false_alarm: float = 1e-4) -> int:
-    """Most rejections a test of size <= alpha shows in `replicates` independent replicates, but for
-    probability `false_alarm`: the Binomial(replicates, alpha) upper quantile."""
-    return int(stats.binom.ppf(1 - false_alarm, replicates, alpha))
-
-
 # --- every test, vectorised over replicates ------------------------------------------------------
 
 IMAGE_TESTS = ("exchangeable", "plug-in", "paper_ttest", "sign_flip", "wilcoxon")

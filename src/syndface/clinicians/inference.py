@@ -38,7 +38,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import stats
-from statsmodels.stats.multitest import multipletests
 
 NULLS = ("exchangeable", "plug-in")
 TWO_SIDED_RERR = 1 + 1e-7  # scipy.stats.binomtest's relative tolerance for "no more likely"
@@ -324,26 +323,3 @@ def mixed_model_test(answers: pd.DataFrame, model_correct: pd.Series, fe_prior_s
         n_raters=len(raters),
         n_images=len(images),
     )
-
-
-# --- multiplicity ------------------------------------------------------------------------------
-
-
-def bh_by_family(table: pd.DataFrame, p_column: str, family: list[str]) -> pd.Series:
-    """Benjamini-Hochberg q-values of `p_column`, corrected within each family (rows equal in the
-    `family` columns; [] = the whole table). NaN p-values stay NaN and do not count."""
-    q = pd.Series(np.nan, index=table.index, name=f"q_{p_column}")
-    groups = table.groupby(family, sort=False, observed=True).groups.values() if family else [table.index]
-    for rows in groups:
-        p = table.loc[rows, p_column].to_numpy(float)
-        finite = np.isfinite(p)
-        if finite.any():
-            q.loc[np.asarray(rows)[finite]] = multipletests(p[finite], method="fdr_bh")[1]
-    return q
-
-
-def family_note(family: list[str], what: str) -> str:
-    """Header text naming the family a q-value corrects over."""
-    if not family:
-        return f"q = Benjamini-Hochberg over all rows of {what}"
-    return f"q = Benjamini-Hochberg within each {' x '.join(family)} of {what}"

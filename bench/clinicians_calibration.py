@@ -26,12 +26,12 @@ from syndface.clinicians.calibration import (  # noqa: E402
     Design,
     image_pvalues,
     rater_pvalues,
-    rejection_bound,
     rejection_rate,
     replicate_tables,
     simulate,
 )
 from syndface.clinicians.inference import mixed_model_test  # noqa: E402
+from syndface.permutations import rejection_bound  # noqa: E402
 from syndface.seeding import rng  # noqa: E402
 
 ALPHA = 0.05

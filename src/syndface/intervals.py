@@ -125,13 +125,18 @@ def class_mean_bootstrap_interval(
         raise ValueError("every class needs at least one image")
     if n_resamples < 1:
         raise ValueError(f"need at least one bootstrap resample, got {n_resamples}")
-    if all(np.all(s == s[0]) for s in samples):  # scipy refuses a degenerate distribution; it is a point
+    # A class whose images are all right (or all wrong, or one image) resamples to itself: it adds
+    # a constant. scipy needs >= 2 varying observations per sample, so only the others go to it.
+    varying = tuple(s for s in samples if np.any(s != s[0]))
+    constant = sum(float(s[0]) for s in samples if np.all(s == s[0]))
+    if not varying:
         value = class_mean(samples)
         return value, value
-    longest = max(len(s) for s in samples)
+    n_classes = len(samples)
+    longest = max(len(s) for s in varying)
     result = stats.bootstrap(
-        samples,
-        lambda *xs, axis: np.mean([x.mean(axis=axis) for x in xs], axis=0),
+        varying,
+        lambda *xs, axis: (np.sum([x.mean(axis=axis) for x in xs], axis=0) + constant) / n_classes,
         n_resamples=n_resamples,
         batch=max(1, 2**24 // longest),  # bounds memory: the unaffected class has ~10k images
         vectorized=True,

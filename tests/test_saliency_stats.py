@@ -216,3 +216,16 @@ def test_size_check_passes_for_the_test_and_fails_for_a_liberal_one():
     assert not failing.passed and failing.rejections > failing.bound
     with pytest.raises(ValueError, match="two age groups"):
         size_check(maps[:6], index.iloc[:6], "WS", flatten, 10, 20, 0.05, seed=2)
+
+
+def test_size_check_table_and_header_name_the_method():
+    from syndface.saliency.permutation import SizeCheck, permutation_header, size_check_table
+
+    checks = [SizeCheck("WS", 200, 9, 21, 0.05, True), SizeCheck("22q", 200, 30, 21, 0.05, True)]
+    table = size_check_table(checks).set_index("disease")
+    assert table.loc["WS", "passed"] and not table.loc["22q", "passed"]
+    assert table.loc["WS", "rate"] == pytest.approx(0.045) and table.loc["WS", "rate_ci_low"] > 0.02
+    header = permutation_header("pixels", "maps: scaled", 100, 100_000, 1, 0.05, checks)
+    text = "\n".join(header)
+    assert "exact (share of all splits" in text and "q_all" in text and "unit: the image" in text
+    assert "9/200" in text and "REJECTS TOO OFTEN" in text

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from syndface.intervals import proportion_interval
 from syndface.io import save_figure, write_tsv
 from syndface.log import get_logger
 from syndface.multiplicity import bh_by_family
@@ -282,6 +283,65 @@ def size_check(
         rejections += result.p_value < alpha
         exact &= result.exact
     return SizeCheck(disease, replicates, int(rejections), rejection_bound(replicates, alpha), alpha, bool(exact))
+
+
+def size_check_table(checks: list[SizeCheck], level: float = 0.95) -> pd.DataFrame:
+    """One row per disease: rejections of true nulls on shuffled labels, their rate with a
+    Clopper-Pearson interval, the bound a test of size alpha stays under, and the verdict."""
+    rows = []
+    for check in checks:
+        low, high = proportion_interval(check.rejections, check.replicates, level)
+        rows.append(
+            {
+                "disease": check.disease,
+                "replicates": check.replicates,
+                "rejections": check.rejections,
+                "rate": check.rate,
+                "rate_ci_low": low,
+                "rate_ci_high": high,
+                "alpha": check.alpha,
+                "bound": check.bound,
+                "exact": check.exact,
+                "passed": check.passed,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def size_check_note(check: SizeCheck) -> str:
+    """One line for the figure: what the size check found."""
+    verdict = "holds its level" if check.passed else "REJECTS TOO OFTEN"
+    return (
+        f"size check: {check.rejections}/{check.replicates} shuffled-label tests p < {check.alpha} "
+        f"(rate {check.rate:.3f}, bound {check.bound}): {verdict}"
+    )
+
+
+def permutation_header(
+    embedding: str,
+    scale_note: str,
+    n_permutations: int,
+    max_exact: int,
+    seed: int,
+    alpha: float,
+    size_checks: list[SizeCheck] | None = None,
+) -> list[str]:
+    """Header lines of permutation.tsv: unit, statistic, how p is computed, the q families, the size check."""
+    lines = [
+        f"embedding {embedding}",
+        scale_note,
+        "unit: the image (its fold-mean map); statistic: Euclidean distance between the embeddings of the two age "
+        "groups' mean maps; null: the pooled images re-split into groups of the same sizes",
+        f"p_value: exact (share of all splits at least as far apart) where the splits number <= {max_exact} "
+        f"(column exact), else {n_permutations} random splits, (#(permuted >= observed) + 1) / (permutations + 1), "
+        f"seed {seed}; p_at_floor: no random split reached the observed distance, read p <= 1/(permutations + 1); "
+        "rank = mean(observed > permuted) (the paper's)",
+        "q_within_disease: Benjamini-Hochberg over one disease's age pairs; q_all: over every disease's age pairs",
+        f"significant: p_value < {alpha}",
+    ]
+    for check in size_checks or []:
+        lines.append(f"{check.disease}: {size_check_note(check)}")
+    return lines
 
 
 def plot_heatmap(table: pd.DataFrame, disease: str, alpha: float, subtitle: str, note: str | None = None):

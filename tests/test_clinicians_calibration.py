@@ -18,8 +18,10 @@ from syndface.clinicians.calibration import (
     image_pvalues,
     rater_pvalues,
     rejection_rate,
+    replicate_tables,
     simulate,
 )
+from syndface.clinicians.inference import mixed_model_test
 from syndface.permutations import rejection_bound
 from syndface.seeding import rng
 
@@ -69,6 +71,16 @@ def test_survey_level_tests_hold_their_level(survey, level, rater_sd):
     fixed = simulate(design, "fixed_model", replicates, rng(3, "survey-calibration", survey, level, rater_sd))
     for test in ("rater_ttest", "rater_sign"):
         assert rejections(rater_pvalues(fixed, test)) <= bound, (survey, level, test)
+
+
+def test_mixed_model_holds_its_level_on_small_surveys():
+    """A coarse check (each fit takes ~0.2 s): 60 surveys of 40 images, 12 raters seeing 20 each.
+    bench/clinicians_calibration.py runs it at the paper's size with more replicates."""
+    replicates = 60
+    design = Design(0.7, n_images=40, n_raters=12, per_rater=20, spread=0.8)
+    sim = simulate(design, "population", replicates, rng(7, "mixed-calibration"))
+    p = np.array([mixed_model_test(*replicate_tables(sim, r)).p_value for r in range(replicates)])
+    assert rejections(p) <= rejection_bound(replicates, ALPHA), rejections(p)
 
 
 @pytest.mark.parametrize("level", [0.81, 0.86])

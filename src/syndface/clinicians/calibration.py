@@ -7,12 +7,17 @@ subset, as in the surveys) and answer each correctly with that image's probabili
 their own ability u_r ~ N(0, rater_sd) on the logit scale.
 
 Two nulls, one per question (see `syndface.clinicians.inference`):
-- `random_rater`: the model answers every image like a rater drawn at random for that image:
-  right with the raters' population accuracy on it, independently over images (the issue's
-  "for each image, correct with probability = that image's human accuracy"); the null of the
-  per-image count tests, the paper's t test and the mixed model. When raters differ in ability
-  (rater_sd > 0) this is the *average* clinician: a model with a persistent ability of its own,
-  like one particular clinician, differs from the average, and these tests are meant to see it.
+- `random_rater`: the model answers every image like a rater drawn at random from the panel
+  that answered the survey: right with the panel's mean probability on that image,
+  independently over images ("for each image, correct with probability = that image's human
+  accuracy"); the null of the per-image count test and the paper's t test, which take the
+  raters as fixed.
+- `population`: the same with the mean over the *population* of clinicians (rater ability
+  integrated out) instead of the panel; the null of the mixed model, which treats the raters as
+  a sample. With rater_sd = 0 the two coincide. When raters differ, a panel of 30-34 is a noisy
+  picture of the population, and a test that fixes the raters (the count test) is slightly
+  liberal for this null (bench/clinicians_calibration.py). A model with a persistent ability of
+  its own, like one particular clinician, is neither null: these tests are meant to see it.
 - `fixed_model`: the model's answers are fixed (right on the first c images, c / n the
   raters' mean accuracy) and the raters' population accuracy on every image subset equals the
   model's on average; the null of the rater-level tests, which take the model as given.
@@ -98,25 +103,28 @@ def image_logits(design: Design, replicates: int, gen: np.random.Generator, targ
     return offsets + shift
 
 
-def _raters(design: Design, logits: np.ndarray, gen: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _raters(design: Design, logits: np.ndarray, gen: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(shown, correct, ability [R, raters, 1]) of the panel: each rater sees a random subset."""
     replicates = len(logits)
     keys = gen.random((replicates, design.n_raters, design.n_images))
     ranks = keys.argsort(-1).argsort(-1)
     shown = ranks < design.per_rater
     ability = gen.normal(0.0, design.rater_sd, (replicates, design.n_raters, 1))
     correct = gen.random(shown.shape) < expit(logits[:, None, :] + ability)
-    return shown, correct
+    return shown, correct, ability
 
 
 def simulate(
     design: Design, null: str, replicates: int, gen: np.random.Generator, model_shift: float = 0.0
 ) -> SimulatedSurveys:
-    """`replicates` surveys of one group under `null` (`random_rater` or `fixed_model`), effect `model_shift`."""
-    if null == "random_rater":
+    """`replicates` surveys of one group under `null` (`random_rater`, `population` or `fixed_model`), effect `model_shift`."""
+    if null in ("random_rater", "population"):
         logits = image_logits(design, replicates, gen)
-        shown, correct = _raters(design, logits, gen)
-        # an average rater: on each image right with the raters' population accuracy, independently
-        model_p = population_accuracy(logits + model_shift, design.rater_sd)
+        shown, correct, ability = _raters(design, logits, gen)
+        if null == "random_rater":  # the panel's mean probability on each image
+            model_p = expit(logits[:, None, :] + ability + model_shift).mean(1)
+        else:
+            model_p = population_accuracy(logits + model_shift, design.rater_sd)
         model = (gen.random(logits.shape) < model_p).astype(np.int64)
         return SimulatedSurveys(shown, correct, model)
     if null == "fixed_model":
@@ -127,9 +135,9 @@ def simulate(
         model[:, :right] = 1
         # raters' population accuracy averages the model's, right / n; the effect lowers the raters
         logits = image_logits(design, replicates, gen, target=right / design.n_images) - model_shift
-        shown, correct = _raters(design, logits, gen)
+        shown, correct, _ = _raters(design, logits, gen)
         return SimulatedSurveys(shown, correct, model)
-    raise ValueError(f"unknown null {null!r}; allowed: random_rater, fixed_model")
+    raise ValueError(f"unknown null {null!r}; allowed: random_rater, population, fixed_model")
 
 
 # --- every test, vectorised over replicates ------------------------------------------------------

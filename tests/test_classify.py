@@ -26,6 +26,7 @@ from syndface.classify.options import TrainOptions
 from syndface.classify.predict import ensemble
 from syndface.classify.schedule import lr_schedule, paper_lr
 from syndface.classify.table2 import make_table2
+from syndface.intervals import class_mean_mover_interval, proportion_interval
 from syndface.io import variant_paths
 from syndface.options import OptionsError
 from syndface.taxonomy import DISEASES
@@ -142,7 +143,15 @@ def test_class_accuracy_mean_and_confusion_matrix_on_a_hand_case():
         {"WS": 0.75, "22q": 0.5, "control": 2 / 3, "unaffected": 1.0, "average": (0.75 + 0.5 + 2 / 3 + 1) / 4}
     )
     assert metrics.loc["WS", "n"] == 4 and metrics.loc["average", "correct"] == 7
-    assert metrics.loc["unaffected", "ci_low"] == metrics.loc["unaffected", "ci_high"] == 1.0
+    # Clopper-Pearson per class: 1/1 gives [0.025, 1], not the bootstrap's zero-width [1, 1]
+    assert (metrics.loc["unaffected", "ci_low"], metrics.loc["unaffected", "ci_high"]) == pytest.approx((0.025, 1.0))
+    assert metrics.loc["WS", ["ci_low", "ci_high"]].tolist() == pytest.approx(list(proportion_interval(3, 4)))
+    n, correct = np.array([4, 2, 3, 1]), np.array([3, 1, 2, 1])
+    average = metrics.loc["average", ["ci_low", "ci_high"]].tolist()
+    assert average == pytest.approx(list(class_mean_mover_interval(correct, n)))
+    boot = class_metrics(predictions, n_boot=500, seed=1, class_mean_interval="bootstrap").set_index("class")
+    assert boot.loc["WS", "ci_low"] == metrics.loc["WS", "ci_low"]  # only the average's interval differs
+    assert boot.loc["average", "ci_low"] < boot.loc["average", "accuracy"] < boot.loc["average", "ci_high"]
     assert (metrics["ci_low"] <= metrics["accuracy"] + 1e-12).all() and (
         metrics["accuracy"] <= metrics["ci_high"] + 1e-12
     ).all()
@@ -175,7 +184,7 @@ def test_balanced_accuracy_averages_the_classes_present():
 
 def test_per_group_and_two_way_readouts_on_a_hand_case():
     predictions = hand_predictions()
-    groups = group_metrics(predictions, n_boot=50, seed=1).set_index(["disease", "age_group"])
+    groups = group_metrics(predictions).set_index(["disease", "age_group"])
     assert groups.loc[("WS", "infant"), "accuracy"] == 1.0 and groups.loc[("WS", "child"), "accuracy"] == 0.5
     assert groups.loc[("control", "child"), "accuracy"] == 0.5 and len(groups) == 7
     answers = two_way_answers(predictions)
@@ -184,7 +193,7 @@ def test_per_group_and_two_way_readouts_on_a_hand_case():
     assert ws.loc["i3", "answer"] == "other" and not ws.loc["i3", "correct"]
     assert ws.loc["i8", "answer"] == "WS" and not ws.loc["i8", "correct"]
     assert set(ws.index) == {"i0", "i1", "i2", "i3", "i6", "i7", "i8"}  # the unaffected image is in no survey
-    summary = two_way_metrics(answers, n_boot=50, seed=1).set_index(["survey", "disease", "age_group"])
+    summary = two_way_metrics(answers).set_index(["survey", "disease", "age_group"])
     assert summary.loc[("WS", "WS", "all"), "accuracy"] == 0.75
     assert summary.loc[("WS", "control", "all"), "accuracy"] == pytest.approx(2 / 3)
     assert summary.loc[("22q", "22q", "all"), "accuracy"] == 0.5  # i5: 0.2 < 0.3 -> control

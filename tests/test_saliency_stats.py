@@ -15,6 +15,8 @@ from syndface.saliency.permutation import (
     p_value,
     permutation_test,
     random_memberships,
+    run_tests,
+    size_check,
 )
 from syndface.saliency.truth import centred_blob, mass_inside, pointing_hits, region, truth_table
 
@@ -129,3 +131,101 @@ def test_truth_table_compares_with_the_centred_blob():
     blob = centred_blob(size, 0.15)
     assert table.loc["child", "mass_inside_blob"] == pytest.approx(blob[3:6, 3:6].sum() / blob.sum())
     assert table.loc["all", "n_images"] == 3 and table.loc["all", "pointing_hit_rate"] == pytest.approx(2 / 3)
+
+
+# --- exact enumeration, q-values, the size check ----------------------------------------------
+
+
+def test_permutation_test_enumerates_every_split_when_few_and_equals_scipy():
+    generator = np.random.default_rng(7)
+    a, b = generator.normal(0.8, 1, 6), generator.normal(0, 1, 6)
+    result = permutation_test(a[:, None, None], b[:, None, None], flatten, 50, generator, max_exact=100_000)
+    reference = stats.permutation_test(
+        (a, b),
+        lambda x, y, axis: np.abs(x.mean(axis) - y.mean(axis)),
+        vectorized=True,
+        alternative="greater",
+        n_resamples=np.inf,
+    )
+    assert result.exact and len(result.null) == 462  # C(12, 6) / 2: a split and its mirror are one
+    assert result.p_value == pytest.approx(reference.pvalue, abs=1e-12)
+    assert not result.at_floor
+
+
+def test_smallest_exact_p_of_6_vs_6_is_below_alpha():
+    """Two clearly separated groups of six: p = 1/462 (the old 100 random draws gave at best 1/101)."""
+    generator = np.random.default_rng(0)
+    a = generator.normal(0, 0.1, (6, 4, 4))
+    result = permutation_test(a + 5.0, a, flatten, 100, generator, max_exact=100_000)
+    assert result.p_value == pytest.approx(1 / 462)
+
+
+def test_monte_carlo_above_the_bound_flags_the_floor():
+    generator = np.random.default_rng(0)
+    a = generator.normal(0, 0.1, (8, 4, 4))
+    result = permutation_test(a + 5.0, a, flatten, 99, generator, max_exact=1000)  # 6435 splits > 1000
+    assert not result.exact and result.at_floor and result.p_value == pytest.approx(1 / 100)
+
+
+def demo_maps(per_group: int = 6, effect: float = 1.5, seed: int = 0):
+    """Maps of two diseases whose bright spot moves with age (a true age effect)."""
+    import pandas as pd
+
+    from syndface.taxonomy import AGE_GROUPS
+
+    generator = np.random.default_rng(seed)
+    maps, rows = [], []
+    for disease in ("WS", "22q"):
+        for g, age in enumerate(AGE_GROUPS):
+            for _ in range(per_group):
+                m = generator.normal(0, 1, (6, 6))
+                m[g, :] += effect
+                maps.append(m)
+                rows.append({"disease": disease, "age_group": age})
+    return np.stack(maps), pd.DataFrame(rows)
+
+
+def test_run_tests_exact_with_q_values_within_and_across_diseases():
+    from statsmodels.stats.multitest import multipletests
+
+    maps, index = demo_maps()
+    table = run_tests(maps, index, ["WS", "22q"], flatten, 20, seed=1, max_exact=100_000, null_pair=False)
+    assert len(table) == 20 and (table["kind"] == "pair").all()
+    assert table["exact"].all() and (table["n_relabellings"] == 462).all() and not table["p_at_floor"].any()
+    for _, part in table.groupby("disease"):
+        assert part["q_within_disease"].to_numpy() == pytest.approx(multipletests(part["p_value"], method="fdr_bh")[1])
+    assert table["q_all"].to_numpy() == pytest.approx(multipletests(table["p_value"], method="fdr_bh")[1])
+    assert (table["p_value"] < 0.05).mean() > 0.8  # the planted age effect is found
+
+
+def test_size_check_passes_for_the_test_and_fails_for_a_liberal_one():
+    maps, index = demo_maps()
+    check = size_check(maps, index, "WS", flatten, 1000, 20, 0.05, seed=2, max_exact=100_000)
+    assert check.exact and check.passed and check.rejections <= check.bound
+    assert 0.02 < check.rate < 0.08  # near alpha: exact permutation tests of continuous statistics
+
+    class Halved:
+        def __init__(self, p, exact):
+            self.p_value, self.exact = p, exact
+
+    def liberal(*args):  # a test reporting half its p-value (a one-/two-sided mix-up)
+        result = permutation_test(*args)
+        return Halved(result.p_value / 2, result.exact)
+
+    failing = size_check(maps, index, "WS", flatten, 1000, 20, 0.05, seed=2, max_exact=100_000, test=liberal)
+    assert not failing.passed and failing.rejections > failing.bound
+    with pytest.raises(ValueError, match="two age groups"):
+        size_check(maps[:6], index.iloc[:6], "WS", flatten, 10, 20, 0.05, seed=2)
+
+
+def test_size_check_table_and_header_name_the_method():
+    from syndface.saliency.permutation import SizeCheck, permutation_header, size_check_table
+
+    checks = [SizeCheck("WS", 200, 9, 21, 0.05, True), SizeCheck("22q", 200, 30, 21, 0.05, True)]
+    table = size_check_table(checks).set_index("disease")
+    assert table.loc["WS", "passed"] and not table.loc["22q", "passed"]
+    assert table.loc["WS", "rate"] == pytest.approx(0.045) and table.loc["WS", "rate_ci_low"] > 0.02
+    header = permutation_header("pixels", "maps: scaled", 100, 100_000, 1, 0.05, checks)
+    text = "\n".join(header)
+    assert "exact (share of all splits" in text and "q_all" in text and "unit: the image" in text
+    assert "9/200" in text and "REJECTS TOO OFTEN" in text

@@ -1,8 +1,9 @@
 """`syndface evaluate-classifier`: the accuracies the paper reports, from one variant's test predictions.
 
 - metrics.tsv: accuracy (recall) of each class over the test split and their unweighted mean,
-  the paper's Table 2 "Average" ((68 + 86.4 + 100 + 94) / 4 = 87.1), with bootstrap 95 %
-  intervals (classes resampled separately, as the test set was drawn per class);
+  the paper's Table 2 "Average" ((68 + 86.4 + 100 + 94) / 4 = 87.1), with 95 % intervals:
+  Clopper-Pearson per class; for the mean, MOVER-Wilson (closed form) or a stratified
+  bootstrap (classes resampled separately, as the test set was drawn per class);
 - per_group.tsv: four-class accuracy per disease x age group (the paper code's
   AccuracyPerGroupFromWhole, Table 1's model columns);
 - two_way.tsv: the clinicians' comparison readout (syndface.readout, shared with
@@ -13,13 +14,14 @@
   disease;
 - confusion.tsv / confusion.png: the row-normalised confusion matrix (the paper's Figure 3).
 
+Every proportion (a class, a disease x age group, a survey readout) gets the Clopper-Pearson
+interval (syndface.intervals): exact coverage, never zero-width at 0/n or n/n, where the former
+percentile bootstrap gave [1, 1] for 30/30.
+
 Given the manifest (and alignment's failed.tsv), every table also carries `n_test` (the test
 images of the manifest) and `n_excluded` beside `n` (those evaluated), and excluded.tsv lists
 each test image that was not evaluated with the reason (see `syndface.classify.accounting`).
 
-Bootstrap intervals are percentile intervals. Resampling n images with replacement from a
-group with k correct gives Binomial(n, k / n) correct, so they are drawn as binomials: the same
-distribution as resampling indices, at no cost for the 10k unaffected test images.
 """
 
 from __future__ import annotations
@@ -35,11 +37,18 @@ from sklearn.metrics import balanced_accuracy_score, confusion_matrix, recall_sc
 from syndface.classify import accounting
 from syndface.classify.options import EvaluateOptions
 from syndface.clinicians.survey import read_survey
+from syndface.intervals import (
+    CLASS_MEAN_METHODS,
+    class_mean_bootstrap_interval,
+    class_mean_mover_interval,
+    interval_note,
+    proportion_interval,
+)
 from syndface.io import read_tsv, save_figure, write_tsv
 from syndface.log import get_logger
 from syndface.options import add_options_argument
 from syndface.readout import survey_image_ids, survey_readout
-from syndface.seeding import rng
+from syndface.seeding import derive_seed
 from syndface.taxonomy import AGE_GROUPS, DISEASES, SURVEYS, disease_index
 
 log = get_logger("syndface.classify")
@@ -74,52 +83,48 @@ def row_normalise(counts: np.ndarray) -> np.ndarray:
         return np.where(totals > 0, counts / totals, np.nan)
 
 
-def bootstrap_accuracy(n: np.ndarray, correct: np.ndarray, n_boot: int, gen: np.random.Generator) -> np.ndarray:
-    """B x G bootstrap accuracies of G groups with n[g] images of which correct[g] are right."""
-    n, correct = np.asarray(n, dtype=np.int64), np.asarray(correct, dtype=np.int64)
-    p = np.divide(correct, n, out=np.zeros(len(n)), where=n > 0)
-    draws = gen.binomial(np.maximum(n, 1)[None, :], p[None, :], size=(n_boot, len(n)))
-    return np.where(n[None, :] > 0, draws / np.maximum(n, 1)[None, :], np.nan)
-
-
-def interval(samples: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile interval per column; NaN for a group without an evaluated image (all excluded)."""
-    tail = (1 - level) / 2 * 100
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
-        return np.nanpercentile(samples, tail, axis=0), np.nanpercentile(samples, 100 - tail, axis=0)
-
-
 def labels_and_predictions(predictions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     y_true = np.array([disease_index(d) for d in predictions["disease"]])
     y_pred = np.array([disease_index(d) for d in predictions["pred"]])
     return y_true, y_pred
 
 
-def class_metrics(predictions: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
-    """Per-class accuracy and the unweighted mean over the classes present, with bootstrap intervals."""
+def class_metrics(
+    predictions: pd.DataFrame, n_boot: int, seed: int, class_mean_interval: str = "mover-wilson", level: float = 0.95
+) -> pd.DataFrame:
+    """Per-class accuracy with Clopper-Pearson intervals, and the unweighted mean over the classes
+    present with a MOVER-Wilson or stratified-bootstrap (`n_boot` resamples) interval."""
+    if class_mean_interval not in CLASS_MEAN_METHODS:
+        raise ValueError(
+            f"unknown class-mean interval {class_mean_interval!r}; allowed: {', '.join(CLASS_MEAN_METHODS)}"
+        )
     y_true, y_pred = labels_and_predictions(predictions)
     counts = confusion_counts(y_true, y_pred)
     n, correct = counts.sum(1), np.diag(counts)
-    samples = bootstrap_accuracy(n, correct, n_boot, rng(seed, "bootstrap", "classes"))
     present = n > 0
     accuracy = class_recalls(y_true, y_pred)
-    mean_samples = samples[:, present].mean(1, keepdims=True)
-    low, high = interval(np.concatenate([samples, mean_samples], 1))
+    low, high = proportion_interval(correct, n, level)
+    if class_mean_interval == "mover-wilson":
+        mean_low, mean_high = class_mean_mover_interval(correct[present], n[present], level)
+    else:
+        hits = [(y_pred[y_true == c] == c) for c in np.flatnonzero(present)]
+        mean_low, mean_high = class_mean_bootstrap_interval(
+            hits, n_boot, derive_seed(seed, "bootstrap", "class-mean"), level
+        )
     return pd.DataFrame(
         {
             "class": [*DISEASES, AVERAGE],
             "n": [*n, int(n.sum())],
             "correct": [*correct, int(correct.sum())],
             "accuracy": [*accuracy, balanced_accuracy(y_true, y_pred)],
-            "ci_low": low,
-            "ci_high": high,
+            "ci_low": [*low, mean_low],
+            "ci_high": [*high, mean_high],
         }
     )
 
 
-def group_metrics(predictions: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
-    """Four-class accuracy of each disease x age group present in the test split."""
+def group_metrics(predictions: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Four-class accuracy of each disease x age group present in the test split, Clopper-Pearson intervals."""
     y_true, y_pred = labels_and_predictions(predictions)
     frame = pd.DataFrame(
         {
@@ -130,14 +135,10 @@ def group_metrics(predictions: pd.DataFrame, n_boot: int, seed: int) -> pd.DataF
     )
     rows = [(d, a) for d in DISEASES for a in AGE_GROUPS]
     stats = frame.groupby(["disease", "age_group"])["correct"].agg(["size", "sum"]).reindex(rows).dropna()
-    samples = bootstrap_accuracy(
-        stats["size"].to_numpy(), stats["sum"].to_numpy(), n_boot, rng(seed, "bootstrap", "groups")
-    )
-    low, high = interval(samples)
     out = stats.reset_index().rename(columns={"size": "n", "sum": "correct"})
     out[["n", "correct"]] = out[["n", "correct"]].astype(int)
     out["accuracy"] = out["correct"] / out["n"]
-    out["ci_low"], out["ci_high"] = low, high
+    out["ci_low"], out["ci_high"] = proportion_interval(out["correct"].to_numpy(), out["n"].to_numpy(), level)
     return out
 
 
@@ -156,8 +157,9 @@ def two_way_answers(predictions: pd.DataFrame, surveys: pd.DataFrame | None = No
     )
 
 
-def two_way_metrics(answers: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
-    """Two-way accuracy per survey x disease x age group, and per survey x disease over all ages ("all")."""
+def two_way_metrics(answers: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Two-way accuracy per survey x disease x age group, and per survey x disease over all ages ("all"),
+    with Clopper-Pearson intervals."""
     by_group = answers.groupby(["survey", "disease", "age_group"])["correct"].agg(["size", "sum"]).reset_index()
     overall = (
         answers.groupby(["survey", "disease"])["correct"].agg(["size", "sum"]).reset_index().assign(age_group="all")
@@ -165,13 +167,9 @@ def two_way_metrics(answers: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFra
     order = {name: i for i, name in enumerate([*SURVEYS, *DISEASES, *AGE_GROUPS, "all"])}
     stats = pd.concat([by_group, overall], ignore_index=True)
     stats = stats.sort_values(["survey", "disease", "age_group"], key=lambda s: s.map(order)).reset_index(drop=True)
-    samples = bootstrap_accuracy(
-        stats["size"].to_numpy(), stats["sum"].to_numpy(), n_boot, rng(seed, "bootstrap", "two_way")
-    )
-    low, high = interval(samples)
     out = stats.rename(columns={"size": "n", "sum": "correct"})
     out["accuracy"] = out["correct"] / out["n"]
-    out["ci_low"], out["ci_high"] = low, high
+    out["ci_low"], out["ci_high"] = proportion_interval(out["correct"].to_numpy(), out["n"].to_numpy(), level)
     return out[["survey", "disease", "age_group", "n", "correct", "accuracy", "ci_low", "ci_high"]]
 
 
@@ -216,6 +214,19 @@ def confusion_figure(table: pd.DataFrame, title: str):
     return fig
 
 
+def metrics_header(
+    title: str, n_images: int, class_mean_interval: str, n_boot: int, seed: int, level: float = 0.95
+) -> list[str]:
+    """Header lines of metrics.tsv, per_group.tsv and two_way.tsv: unit and interval methods."""
+    mean_note = interval_note(class_mean_interval, level, n_boot)
+    if class_mean_interval == "bootstrap":
+        mean_note += f", seed {seed}"
+    return [
+        f"{title}: {n_images} test images; unit: the image; accuracy = recall (share of a class's images predicted as it)",
+        f"intervals: {interval_note('clopper-pearson', level)} per class or group; average (unweighted class mean): {mean_note}",
+    ]
+
+
 def evaluate(
     predictions: pd.DataFrame,
     out_dir: str | Path,
@@ -225,6 +236,7 @@ def evaluate(
     manifest: pd.DataFrame | None = None,
     failed: pd.DataFrame | None = None,
     surveys: pd.DataFrame | None = None,
+    class_mean_interval: str = "mover-wilson",
 ) -> pd.DataFrame:
     """Write the evaluation outputs of one variant; returns metrics.tsv's table.
 
@@ -233,12 +245,10 @@ def evaluate(
     images (without them, every cohort test image of the syndrome and of control).
     """
     out_dir = Path(out_dir)
-    header = [
-        f"{title}: {len(predictions)} test images; bootstrap {n_boot} resamples, percentile 95% intervals, seed {seed}"
-    ]
-    metrics = class_metrics(predictions, n_boot, seed)
-    per_group = group_metrics(predictions, n_boot, seed)
-    two_way = two_way_metrics(two_way_answers(predictions, surveys), n_boot, seed)
+    header = metrics_header(title, len(predictions), class_mean_interval, n_boot, seed)
+    metrics = class_metrics(predictions, n_boot, seed, class_mean_interval)
+    per_group = group_metrics(predictions)
+    two_way = two_way_metrics(two_way_answers(predictions, surveys))
     if manifest is not None:
         tests = accounting.test_images(manifest, predictions)
         excluded = accounting.excluded_images(tests, failed)

@@ -45,3 +45,19 @@ def weighted_cross_entropy(
         denominator = loss_denominator(targets, weights, normalisation)
     weighted = targets.float() * weights.to(targets.device, torch.float32)[None, :]
     return -(weighted * F.log_softmax(logits.float(), dim=1)).sum() / denominator
+
+
+def loss_normalisation_for(variant: str, setting: str | dict[str, str]) -> str:
+    """The loss normalisation of a variant: one value for every variant, or one per family
+    ({"real": ..., "fakes": ...}); the paper's code used {"real": "weights", "fakes": "batch"}."""
+    if isinstance(setting, str):
+        choice = setting
+    else:
+        if set(setting) != {"real", "fakes"}:
+            raise ValueError(
+                f"loss_normalisation per family needs exactly the keys real and fakes, got {sorted(setting)}"
+            )
+        choice = setting["real" if variant == "real" else "fakes"]
+    if choice not in LOSS_NORMALISATIONS:
+        raise ValueError(f"unknown loss normalisation {choice!r}; allowed: {', '.join(LOSS_NORMALISATIONS)}")
+    return choice

@@ -17,6 +17,7 @@ import argparse
 import pandas as pd
 
 from syndface.classify.evaluate import AVERAGE
+from syndface.intervals import interval_note
 from syndface.io import read_tsv, variant_paths, write_tsv
 from syndface.taxonomy import DISEASES, VARIANTS, variant_fake_type
 
@@ -62,6 +63,24 @@ def make_table2(metrics: dict[str, pd.DataFrame], with_ci: bool = False) -> pd.D
             table[f"{name}_ci_low"] = frame.loc[list(ROWS), "ci_low"].to_numpy()
             table[f"{name}_ci_high"] = frame.loc[list(ROWS), "ci_high"].to_numpy()
     return table.round(4)
+
+
+def table2_header(
+    class_mean_interval: str, with_ci: bool, n_boot: int | None = None, seed: int | None = None, level: float = 0.95
+) -> list[str]:
+    """Header lines of Table 2: the unit, what each row is and, with intervals, their methods."""
+    lines = [
+        "Table 2: test accuracy (recall) per class and their unweighted mean (average), as fractions",
+        "unit: the test image; each variant's fold ensemble on the same held-out test split; no test between variants",
+    ]
+    if with_ci:
+        mean_note = interval_note(class_mean_interval, level, n_boot)
+        if class_mean_interval == "bootstrap" and seed is not None:
+            mean_note += f", seed {seed}"
+        lines.append(
+            f"<column>_ci_low/_ci_high: {interval_note('clopper-pearson', level)} per class; average: {mean_note}"
+        )
+    return lines
 
 
 def main(argv: list[str], prog: str = "syndface make-table2") -> int:

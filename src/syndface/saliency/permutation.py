@@ -3,15 +3,24 @@
 As in the paper's code (TestHeatMapPermu): each image's fold-averaged map with negatives set to
 0; the statistic is the Euclidean distance between the embeddings of the two groups' mean maps;
 the null distribution re-splits the pooled images into groups of the original sizes. Reported
-are the paper's rank, `mean(observed > permuted)` (= 1 - p), and the p-value with the +1
-correction, `(#{permuted >= observed} + 1) / (permutations + 1)`.
+are the paper's rank, `mean(observed > permuted)` (= 1 - p), and the p-value:
+- exact when the distinct splits number at most `max_exact`: every split is evaluated and p is
+  the share at least as far apart as the observed one (6 vs 6 images: 924 splits, of which 462
+  are evaluated, since a split and its mirror give the same distance);
+- otherwise Monte Carlo with the +1 correction, `(#{permuted >= observed} + 1) / (permutations + 1)`,
+  flagged `p_at_floor` when no permutation reached the observed distance (read p <= 1/(B+1)).
+Benjamini-Hochberg q-values are given within each disease's 10 age pairs and across all the
+diseases' pairs. `size_check` simulates the test on shuffled data (age labels permuted within a
+disease, so every pair is a true null) and counts how often it rejects: a test that holds its
+level rejects about alpha of the time, and the check fails when the count exceeds the Binomial
+bound. It replaces the former "null pair" (one age group split in halves), whose 3 vs 3 split on
+the demo could not give p below 0.10, so it could not fail.
 
 All permutations' group means come from one matrix product (membership weights x maps) per
 memory-sized block; the embedding runs on batches of mean maps.
 
-`syndface permutation-test` writes permutation.tsv (every pair of age groups per disease, plus
-a "null pair": one age group split at random into halves, which must not come out
-significant) and a lower-triangle heat map per disease (the paper's Figure 5).
+`syndface permutation-test` writes permutation.tsv (every pair of age groups per disease) and a
+lower-triangle heat map per disease (the paper's Figure 5).
 """
 
 from __future__ import annotations
@@ -25,9 +34,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from syndface.intervals import proportion_interval
 from syndface.io import save_figure, write_tsv
 from syndface.log import get_logger
+from syndface.multiplicity import bh_by_family
 from syndface.options import add_options_argument
+from syndface.permutations import n_splits, rejection_bound, split_memberships
 from syndface.saliency.occlusion import positive_part
 from syndface.saliency.options import PermutationOptions
 from syndface.seeding import rng
@@ -43,7 +55,8 @@ MEANS_BUDGET_BYTES = 512 * 2**20
 @dataclass(frozen=True)
 class PermutationResult:
     distance: float
-    null: np.ndarray  # the statistic under each permutation
+    null: np.ndarray  # the statistic under each permutation (exact: every split, the observed one included)
+    exact: bool = False
 
     @property
     def rank(self) -> float:
@@ -52,7 +65,14 @@ class PermutationResult:
 
     @property
     def p_value(self) -> float:
+        if self.exact:
+            return float(np.mean(_at_least(self.null, self.distance)))
         return p_value(self.distance, self.null)
+
+    @property
+    def at_floor(self) -> bool:
+        """Monte Carlo and no permutation reached the observed distance: the true p is at most 1/(B+1)."""
+        return not self.exact and not np.any(_at_least(self.null, self.distance))
 
 
 # Distances come from float32 features: values equal up to this relative error are ties (scipy's
@@ -102,12 +122,22 @@ def embedding_distances(maps: np.ndarray, in_a: np.ndarray, embed: Embed) -> np.
 
 
 def permutation_test(
-    maps_a: np.ndarray, maps_b: np.ndarray, embed: Embed, n_permutations: int, generator: np.random.Generator
+    maps_a: np.ndarray,
+    maps_b: np.ndarray,
+    embed: Embed,
+    n_permutations: int,
+    generator: np.random.Generator,
+    max_exact: int = 0,
 ) -> PermutationResult:
-    """Observed embedding distance of the two groups' mean maps against `n_permutations` relabellings."""
+    """Observed embedding distance of the two groups' mean maps against every split of the pooled
+    images when there are at most `max_exact` (exact), else `n_permutations` random relabellings."""
     if n_permutations < 1:
         raise ValueError(f"need at least one permutation, got {n_permutations}")
     pooled = np.concatenate([maps_a, maps_b])
+    if n_splits(len(maps_a), len(maps_b), symmetric=True) <= max_exact:
+        splits, _ = split_memberships(len(maps_a), len(maps_b), max_exact, 0, generator, symmetric=True)
+        distances = embedding_distances(pooled, splits, embed)  # row 0 is the observed split
+        return PermutationResult(float(distances[0]), distances, exact=True)
     observed = (np.arange(len(pooled)) < len(maps_a))[None, :]
     permuted = random_memberships(len(maps_a), len(maps_b), n_permutations, generator)
     distances = embedding_distances(pooled, np.concatenate([observed, permuted]), embed)
@@ -121,18 +151,28 @@ def null_pair_group(index: pd.DataFrame, disease: str) -> str:
 
 
 def run_tests(
-    maps: np.ndarray, index: pd.DataFrame, diseases: list[str], embed: Embed, n_permutations: int, seed: int
+    maps: np.ndarray,
+    index: pd.DataFrame,
+    diseases: list[str],
+    embed: Embed,
+    n_permutations: int,
+    seed: int,
+    max_exact: int = 0,
+    null_pair: bool = True,
 ) -> pd.DataFrame:
-    """Every pair of age groups per disease, plus its null pair; one row each."""
+    """Every pair of age groups per disease, one row each, with q-values within each disease and
+    across all; with `null_pair` (the former control, kept until the CLI drops it) also one age
+    group split in halves. `max_exact` > 0 enumerates every split where they are that few."""
     rows = []
     for disease in diseases:
         is_disease = (index["disease"] == disease).to_numpy()
         by_group = {g: np.flatnonzero(is_disease & (index["age_group"] == g).to_numpy()) for g in AGE_GROUPS}
         pairs = [(a, b, "pair", by_group[a], by_group[b]) for a, b in itertools.combinations(AGE_GROUPS, 2)]
-        group = null_pair_group(index, disease)
-        halves = rng(seed, "null-pair", disease).permutation(by_group[group])
-        half = len(halves) // 2
-        pairs.append((f"{group}:half1", f"{group}:half2", "null", halves[:half], halves[half:]))
+        if null_pair:
+            group = null_pair_group(index, disease)
+            halves = rng(seed, "null-pair", disease).permutation(by_group[group])
+            half = len(halves) // 2
+            pairs.append((f"{group}:half1", f"{group}:half2", "null", halves[:half], halves[half:]))
         for group_a, group_b, kind, rows_a, rows_b in pairs:
             row = {
                 "disease": disease,
@@ -144,32 +184,170 @@ def run_tests(
             }
             if len(rows_a) and len(rows_b):
                 generator = rng(seed, "permutation", disease, group_a, group_b)
-                result = permutation_test(maps[rows_a], maps[rows_b], embed, n_permutations, generator)
+                result = permutation_test(maps[rows_a], maps[rows_b], embed, n_permutations, generator, max_exact)
                 row.update(
                     distance=result.distance,
                     null_median=float(np.median(result.null)),
                     rank=result.rank,
                     p_value=result.p_value,
+                    exact=result.exact,
+                    n_relabellings=len(result.null),
+                    p_at_floor=result.at_floor,
                 )
                 log.info(
-                    "%s %s vs %s: distance %.4g, rank %.3f, p %.4f",
+                    "%s %s vs %s: distance %.4g, rank %.3f, p %.4f (%s)",
                     disease,
                     group_a,
                     group_b,
                     result.distance,
                     result.rank,
                     result.p_value,
+                    "exact" if result.exact else f"{len(result.null)} permutations",
                 )
             else:
                 log.warning("%s %s vs %s: a group has no images; no test", disease, group_a, group_b)
-                row.update(distance=np.nan, null_median=np.nan, rank=np.nan, p_value=np.nan)
+                row.update(
+                    distance=np.nan,
+                    null_median=np.nan,
+                    rank=np.nan,
+                    p_value=np.nan,
+                    exact=False,
+                    n_relabellings=0,
+                    p_at_floor=False,
+                )
             row["n_permutations"] = n_permutations
             rows.append(row)
+    table = pd.DataFrame(rows)
+    is_pair = table["kind"] == "pair"
+    table["q_within_disease"] = bh_by_family(table[is_pair], "p_value", ["disease"]).reindex(table.index)
+    table["q_all"] = bh_by_family(table[is_pair], "p_value", []).reindex(table.index)
+    return table
+
+
+@dataclass(frozen=True)
+class SizeCheck:
+    disease: str
+    replicates: int
+    rejections: int  # shuffled-label tests with p < alpha
+    bound: int  # most rejections a test of size alpha shows but for probability 1e-4
+    alpha: float
+    exact: bool  # the replicate tests enumerated every split
+
+    @property
+    def rate(self) -> float:
+        return self.rejections / self.replicates
+
+    @property
+    def passed(self) -> bool:
+        return self.rejections <= self.bound
+
+
+def size_check(
+    maps: np.ndarray,
+    index: pd.DataFrame,
+    disease: str,
+    embed: Embed,
+    replicates: int,
+    n_permutations: int,
+    alpha: float,
+    seed: int,
+    max_exact: int = 0,
+    test=None,
+) -> SizeCheck:
+    """How often the test rejects when the disease's age labels are shuffled (every pair a true null).
+
+    Each replicate permutes the age labels among the disease's images (group sizes kept) and
+    tests one pair of age groups, the pairs taken in turn; a test holding its level rejects at
+    most alpha of the time. `test` (default `permutation_test`) is there to show the check
+    catching a test that does not."""
+    test = test or permutation_test
+    if replicates < 1:
+        raise ValueError(f"the size check needs at least one replicate, got {replicates}")
+    rows = np.flatnonzero((index["disease"] == disease).to_numpy())
+    labels = index["age_group"].to_numpy()[rows]
+    pairs = [(a, b) for a, b in itertools.combinations(AGE_GROUPS, 2) if (labels == a).any() and (labels == b).any()]
+    if not pairs:
+        raise ValueError(f"{disease}: the size check needs two age groups with images")
+    rejections, exact = 0, True
+    for r in range(replicates):
+        generator = rng(seed, "size-check", disease, r)
+        shuffled = generator.permutation(labels)
+        group_a, group_b = pairs[r % len(pairs)]
+        result = test(
+            maps[rows[shuffled == group_a]],
+            maps[rows[shuffled == group_b]],
+            embed,
+            n_permutations,
+            generator,
+            max_exact,
+        )
+        rejections += result.p_value < alpha
+        exact &= result.exact
+    return SizeCheck(disease, replicates, int(rejections), rejection_bound(replicates, alpha), alpha, bool(exact))
+
+
+def size_check_table(checks: list[SizeCheck], level: float = 0.95) -> pd.DataFrame:
+    """One row per disease: rejections of true nulls on shuffled labels, their rate with a
+    Clopper-Pearson interval, the bound a test of size alpha stays under, and the verdict."""
+    rows = []
+    for check in checks:
+        low, high = proportion_interval(check.rejections, check.replicates, level)
+        rows.append(
+            {
+                "disease": check.disease,
+                "replicates": check.replicates,
+                "rejections": check.rejections,
+                "rate": check.rate,
+                "rate_ci_low": low,
+                "rate_ci_high": high,
+                "alpha": check.alpha,
+                "bound": check.bound,
+                "exact": check.exact,
+                "passed": check.passed,
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def plot_heatmap(table: pd.DataFrame, disease: str, alpha: float, subtitle: str):
-    """Lower-triangle heat map of p-values between age groups (the paper's Figure 5 layout)."""
+def size_check_note(check: SizeCheck) -> str:
+    """One line for the figure: what the size check found."""
+    verdict = "holds its level" if check.passed else "REJECTS TOO OFTEN"
+    return (
+        f"size check: {check.rejections}/{check.replicates} shuffled-label tests p < {check.alpha} "
+        f"(rate {check.rate:.3f}, bound {check.bound}): {verdict}"
+    )
+
+
+def permutation_header(
+    embedding: str,
+    scale_note: str,
+    n_permutations: int,
+    max_exact: int,
+    seed: int,
+    alpha: float,
+    size_checks: list[SizeCheck] | None = None,
+) -> list[str]:
+    """Header lines of permutation.tsv: unit, statistic, how p is computed, the q families, the size check."""
+    lines = [
+        f"embedding {embedding}",
+        scale_note,
+        "unit: the image (its fold-mean map); statistic: Euclidean distance between the embeddings of the two age "
+        "groups' mean maps; null: the pooled images re-split into groups of the same sizes",
+        f"p_value: exact (share of all splits at least as far apart) where the splits number <= {max_exact} "
+        f"(column exact), else {n_permutations} random splits, (#(permuted >= observed) + 1) / (permutations + 1), "
+        f"seed {seed}; p_at_floor: no random split reached the observed distance, read p <= 1/(permutations + 1); "
+        "rank = mean(observed > permuted) (the paper's)",
+        "q_within_disease: Benjamini-Hochberg over one disease's age pairs; q_all: over every disease's age pairs",
+        f"significant: p_value < {alpha}",
+    ]
+    for check in size_checks or []:
+        lines.append(f"{check.disease}: {size_check_note(check)}")
+    return lines
+
+
+def plot_heatmap(table: pd.DataFrame, disease: str, alpha: float, subtitle: str, note: str | None = None):
+    """Lower-triangle heat map of p-values between age groups (the paper's Figure 5 layout); `note`
+    (e.g. the size check's result) is printed under the title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -197,11 +375,13 @@ def plot_heatmap(table: pd.DataFrame, disease: str, alpha: float, subtitle: str)
     labels = [g.replace("_", " ") for g in AGE_GROUPS]
     ax.set_xticks(range(n), labels, rotation=30, ha="right")
     ax.set_yticks(range(n), labels)
-    null = table[(table["disease"] == disease) & (table["kind"] == "null")].iloc[0]
-    ax.set_title(
-        f"{disease}: permutation p-values (* p < {alpha})\n{subtitle}\nnull pair ({null.group_a.split(':')[0]} halves): p = {null.p_value:.3f}",
-        fontsize=8,
-    )
+    null = table[(table["disease"] == disease) & (table["kind"] == "null")]
+    lines = [f"{disease}: permutation p-values (* p < {alpha})", subtitle]
+    if note:
+        lines.append(note)
+    elif len(null):
+        lines.append(f"null pair ({null.iloc[0].group_a.split(':')[0]} halves): p = {null.iloc[0].p_value:.3f}")
+    ax.set_title("\n".join(lines), fontsize=8)
     fig.colorbar(image, ax=ax, label="p-value", fraction=0.046)
     return fig
 

@@ -133,9 +133,10 @@ def write_untrained_classifier(path: Path, fold: int, image_size: int = SIZE, se
     (what the GAN's metrics and the fake-fidelity check load): enough to run their code paths."""
     from syndface.classify.model import build_classifier
 
-    torch.manual_seed(seed)
     arch = {"name": "test_efficientnet", "num_classes": len(DISEASES), "dropout": 0.0, "msd_samples": 1}
-    model = build_classifier(**arch)
+    with torch.random.fork_rng(devices=[]):  # leave the caller's random stream alone
+        torch.manual_seed(seed)
+        model = build_classifier(**arch)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(
         {

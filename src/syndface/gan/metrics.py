@@ -120,6 +120,17 @@ class InceptionFeatures(nn.Module):
 def make_extractor(
     kind: str, device: torch.device, classifier: str | None = None, inception_weights: str | None = None
 ) -> ClassifierFeatures | InceptionFeatures:
+    """The feature extractor `kind` names. Building a network draws its initial weights from torch's
+    generators (before the file's replace them): that happens in a forked RNG, so a run with
+    metrics trains exactly as one without."""
+    devices = [device] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        return _make_extractor(kind, device, classifier, inception_weights)
+
+
+def _make_extractor(
+    kind: str, device: torch.device, classifier: str | None, inception_weights: str | None
+) -> ClassifierFeatures | InceptionFeatures:
     if kind == "classifier":
         if not classifier:
             raise ValueError(

@@ -19,7 +19,9 @@ GPU_RULES = {
     "train_classifier",
     "predict_classifier",
     "train_gan",
+    "gan_figures",
     "generate_fakes",
+    "fake_fidelity",
     "occlusion_maps",
     "permutation_test",
 }
@@ -175,7 +177,11 @@ def test_paper_plan_asks_two_p100s_per_training_job_and_launches_torchrun(tmp_pa
     """`snakemake -n --configfile config/paper.yaml --profile slurm`, on the demo cohort so that no
     paper images are needed (the cohort does not change the routing)."""
     (tmp_path / "weights").mkdir()
-    for name in ("tf_efficientnet_b4.ns_jft_in1k.safetensors", "ffhq-res256-mirror-paper256-noaug.pkl"):
+    for name in (
+        "tf_efficientnet_b4.ns_jft_in1k.safetensors",
+        "ffhq-res256-mirror-paper256-noaug.pkl",
+        "pt_inception-2015-12-05-6726825d.pth",
+    ):
         (tmp_path / "weights" / name).touch()
     demo_cohort = tmp_path / "demo_cohort.yaml"
     demo_cohort.write_text(yaml.safe_dump({"cohort": {"inputs": [{"format": "demo"}]}}))

@@ -101,9 +101,14 @@ def _paper_size_inputs(root):
     test.to_csv(data / "test+blankcenter+WS+22q11DS+Control+Normal.csv", index=False)
     for name in [r[0] for r in rows] + test["name"].tolist():
         (data / "images" / name).touch()
-    # the pretrained weights config/paper.yaml names (ImageNet EfficientNet-B4, FFHQ-256 StyleGAN2)
+    # the pretrained weights config/paper.yaml names (ImageNet EfficientNet-B4, FFHQ-256 StyleGAN2,
+    # Inception-v3 for the GAN's FID)
     (root / "weights").mkdir()
-    for name in ("tf_efficientnet_b4.ns_jft_in1k.safetensors", "ffhq-res256-mirror-paper256-noaug.pkl"):
+    for name in (
+        "tf_efficientnet_b4.ns_jft_in1k.safetensors",
+        "ffhq-res256-mirror-paper256-noaug.pkl",
+        "pt_inception-2015-12-05-6726825d.pth",
+    ):
         (root / "weights" / name).touch()
     return len(rows) + len(test)
 

@@ -27,11 +27,13 @@ from syndface.options import config_schema, lookup, schema_of
 EVALUATION = {"evaluate_classifier", "make_table2", "compare_clinicians", "all"}
 PREDICTION = {"predict_classifier"} | EVALUATION
 SALIENCY = {"occlusion_maps", "saliency_composites", "permutation_test", "saliency_truth_check", "all"}
-# Every classifier retrains, the real-only one too, so its saliency maps follow.
-CLASSIFIERS = {"train_classifier"} | PREDICTION | SALIENCY
-# New fakes retrain only the fake variants' classifiers: the real model and its maps stay.
-FAKES = {"generate_fakes", "privacy_audit", "train_classifier"} | PREDICTION
-GANS = {"train_gan"} | FAKES
+# New fakes retrain only the fake variants' classifiers: the real model and its maps stay; the
+# label-fidelity tables judge the new fakes.
+FAKES = {"generate_fakes", "privacy_audit", "fake_fidelity", "train_classifier"} | PREDICTION
+GANS = {"train_gan", "gan_figures"} | FAKES
+# Every classifier retrains, the real-only one too, so its saliency maps follow, and so do the
+# GANs: their snapshots are measured (and chosen) in the real-only classifier's features.
+CLASSIFIERS = {"train_classifier"} | PREDICTION | SALIENCY | GANS
 ALIGNED = {"merge_aligned", "build_cache", "check_leakage", "plot_cohort_overview"} | CLASSIFIERS | GANS
 FOLDS = {"make_folds", "check_leakage"} | CLASSIFIERS | GANS
 # The manifest is a checkpoint: its alignment shards are planned only once it has rerun.
@@ -77,11 +79,13 @@ EXPECTED: dict[str, set[str]] = {
         "gan.",
         "channel_base channel_max z_dim w_dim mapping_layers mbstd_group kimg batch lr r1_gamma pl_weight "
         "style_mixing ema_kimg ada_target ada_kimg oversample unaffected_per_age snapshot_kimg precision "
-        "micro_batch num_fp16_res ffhq_weights",
+        "micro_batch num_fp16_res ffhq_weights snapshots_kept select metric_extractor metric_fakes balance",
         GANS,
     ),  # fmt: skip
     "gan.resolution": {"build_cache"} | GANS,
-    "fakes.psi": FAKES,
+    # The Inception file is an input only with gan.metric_extractor inception (the tiny run uses classifier).
+    "gan.inception_weights": set(),
+    **each("fakes.", "psi noise", FAKES | {"gan_figures"}),
     **each("fakes.privacy.", "embedding pixel_size sample_per_set", {"privacy_audit", "all"}),
     "clinicians.surveys": {"compare_clinicians", "all"},
     "clinicians.qualtrics": {"import_survey", "compare_clinicians", "all"},

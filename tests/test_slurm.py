@@ -19,7 +19,9 @@ GPU_RULES = {
     "train_classifier",
     "predict_classifier",
     "train_gan",
+    "gan_figures",
     "generate_fakes",
+    "fake_fidelity",
     "occlusion_maps",
     "permutation_test",
 }

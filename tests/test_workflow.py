@@ -121,8 +121,9 @@ def test_paper_config_plans_in_shards_quickly(tmp_path):
     assert plan.returncode == 0, plan.stderr
     jobs = _job_counts(plan.stdout)
     print(f"paper-size dry-run: {seconds:.1f} s, {sum(jobs.values())} jobs: {jobs}")
-    # The pretrained weights (EfficientNet-B4 for classifier and embedding, FFHQ-256) are fetched first.
-    assert jobs["fetch_weights"] == 2
+    # The pretrained weights (EfficientNet-B4 for classifier and embedding, FFHQ-256, Inception-v3
+    # for the GANs' FID) are fetched first.
+    assert jobs["fetch_weights"] == 3
     # No stage plans one job per image: the whole study is a few hundred jobs at most.
     assert sum(jobs.values()) < 1_000
     assert max(jobs.values()) < 200

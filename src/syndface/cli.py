@@ -46,6 +46,16 @@ COMMANDS: dict[str, Command] = {
         "syndface.gan.options:FakesOptions",
         "render one fake-image type from a fold's GAN, with soft labels",
     ),
+    "gan-figures": Command(
+        "syndface.gan.figures",
+        "syndface.gan.options:FakesOptions",
+        "a fold's chosen GAN snapshot: disease x age grid and age-progression strips",
+    ),
+    "fake-fidelity": Command(
+        "syndface.gan.fidelity",
+        "syndface.gan.options:FidelityOptions",
+        "label fidelity of one fake type: the real-only classifiers' verdict per intended disease x age",
+    ),
     "privacy-audit": Command(
         "syndface.gan.privacy",
         "syndface.gan.options:PrivacyOptions",

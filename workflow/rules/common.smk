@@ -59,7 +59,9 @@ GPU_RULES = [
     "train_classifier",
     "predict_classifier",
     "train_gan",
+    "gan_figures",
     "generate_fakes",
+    "fake_fidelity",
     "occlusion_maps",
     "permutation_test",
 ]
@@ -226,6 +228,28 @@ def get_ffhq_weights():
     return [path] if path else []
 
 
+def get_real_classifiers():
+    """The real-only fold classifiers (they use no fakes, so the GAN may depend on them)."""
+    return [f"results/classifier/real/fold{k}/model.pt" for k in FOLDS]
+
+
+def get_gan_metric_features(wildcards):
+    """What train_gan's FID/KID features need: the fold's real-only classifier, or the Inception file."""
+    if config["gan"]["metric_extractor"] == "classifier":
+        return [f"results/classifier/real/fold{wildcards.fold}/model.pt"]
+    path = config["gan"]["inception_weights"]
+    return [path] if path else []
+
+
+def get_gan_metric_flags(wildcards):
+    flag = "--classifier" if config["gan"]["metric_extractor"] == "classifier" else "--inception-weights"
+    return get_path_flags(flag, get_gan_metric_features(wildcards))
+
+
+def get_fake_manifests_of_type(wildcards):
+    return [f"results/fakes/fold{k}/{wildcards.fake_type}/manifest.tsv" for k in FOLDS]
+
+
 def get_fakes_for_variant(wildcards):
     """The fold's GAN fakes of the variant's type (none for `real`)."""
     fake_type = variant_fake_type(wildcards.variant)
@@ -312,6 +336,8 @@ def get_final_outputs():
         "results/table2.tsv",
         *[f"results/evaluation/{variant}/confusion.png" for variant in get_variants()],
         *(["results/fakes/privacy.tsv"] if get_fake_types() else []),
+        *[f"results/fakes/fidelity_{t}.tsv" for t in get_fake_types()],
+        *[f"results/gan/fold{k}/{name}" for k in FOLDS for name in ("metrics.png", "grid.png", "progression.png")],
         *(["results/table1.tsv"] if get_surveys() else []),
         *get_saliency_outputs(),
     ]

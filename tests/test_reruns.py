@@ -63,14 +63,16 @@ EXPECTED: dict[str, set[str]] = {
     **each("leakage.", "threshold fail max_pairs", {"check_leakage", "all"}),
     **each(
         "classifier.",
-        "model pretrained dropout msd_samples batch_size epochs lr warmup_factor early_stop "
-        "loss_normalisation augment precision micro_batch grad_checkpointing",
+        "model pretrained dropout msd_samples batch_size epochs lr warmup_factor early_stop early_stop_rule "
+        "augment precision micro_batch grad_checkpointing",
         CLASSIFIERS,
     ),  # fmt: skip
+    # Resolved per variant: {real: weights, fakes: batch} from `weights` retrains the fake variants only.
+    "classifier.loss_normalisation": {"train_classifier"} | PREDICTION,
     **each("classifier.class_weights.", "WS 22q control unaffected", CLASSIFIERS),
     "classifier.image_size": {"build_cache"} | CLASSIFIERS,
     "classifier.ensemble_threshold": PREDICTION,
-    "classifier.bootstrap": EVALUATION,
+    **each("classifier.", "class_mean_interval bootstrap", EVALUATION),
     # Dropping a variant leaves its models alone: only the tables and the fakes' audit change.
     "classifier.variants": {"make_table2", "compare_clinicians", "privacy_audit", "all"},
     **each(
@@ -98,6 +100,8 @@ EXPECTED: dict[str, set[str]] = {
 # Values for keys a generic rule cannot perturb meaningfully (files are made in the run folder).
 SPECIAL = {
     "classifier.model": "test_efficientnet_gn",
+    "classifier.loss_normalisation": {"real": "weights", "fakes": "batch"},
+    "clinicians.q_family": ["variant", "survey"],
     "gan.resolution": 64,  # 32 px is the classifier's cache already
     "cluster.gpu_partition": "gpu2",
     "cluster.gpu_type": "v100",

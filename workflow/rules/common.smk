@@ -294,6 +294,28 @@ def get_predictions_args():
     return " ".join(f"--predictions {variant}={path}" for variant, path in zip(get_variants(), get_predictions()))
 
 
+def get_fake_histories():
+    """(variant, history.tsv) of every fold model of every fake variant of Table 2."""
+    return [
+        (v, f"results/classifier/{v}/fold{k}/history.tsv") for v in get_variants() if variant_fake_type(v) for k in FOLDS
+    ]
+
+
+def get_best_fake_inputs():
+    """What Table 1's best fake variant is chosen on: the fake variants' validation histories, or
+    (clinicians.best_fake_selection: test, the paper's choice) Table 2."""
+    if config["clinicians"]["best_fake_selection"] == "test":
+        return ["results/table2.tsv"]
+    return [path for _, path in get_fake_histories()]
+
+
+def get_best_fake_args():
+    if config["clinicians"]["best_fake_selection"] == "test":
+        return "--table2 results/table2.tsv"
+    histories = get_fake_histories()
+    return "--histories " + " ".join(f"{v}={path}" for v, path in histories) if histories else ""
+
+
 def get_qualtrics_field(field):
     """Input function: one file of the `clinicians.qualtrics[index]` entry."""
 

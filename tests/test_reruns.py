@@ -90,10 +90,15 @@ EXPECTED: dict[str, set[str]] = {
     "clinicians.surveys": {"compare_clinicians", "all"},
     "clinicians.qualtrics": {"import_survey", "compare_clinicians", "all"},
     **each("clinicians.", "raters images_per_rater image_spread", {"simulate_survey", "compare_clinicians", "all"}),
-    **each("clinicians.", "permutations alternative", {"compare_clinicians", "all"}),
+    **each("clinicians.", "alternative q_family best_fake_selection", {"compare_clinicians", "all"}),
     **each("saliency.", "variants diseases window stride reference_size batch precision", SALIENCY),
     "saliency.outlier_perc": {"saliency_composites", "all"},
-    **each("saliency.", "permutations alpha embedding imagenet_model imagenet_weights", {"permutation_test", "all"}),
+    **each(
+        "saliency.",
+        "permutations max_exact alpha embedding imagenet_model imagenet_weights",
+        {"permutation_test", "all"},
+    ),  # fmt: skip
+    **each("saliency.size_check.", "replicates permutations", {"permutation_test", "all"}),
     # Where jobs run and what the report shows change no result: nothing reruns.
     **each("cluster.", "gpu_partition gpu_type account cpu_rules cpu_partition", set()),
     "report.show_faces": set(),

@@ -26,8 +26,8 @@ from syndface.taxonomy import VARIANTS, variant_fake_type
 
 HISTORY_METRIC = "val_balanced_accuracy"
 SELECTION_NOTE = (
-    "validation folds: mean over the fold models of the 4-class balanced accuracy on their validation fold "
-    "at the kept epoch (history.tsv)"
+    "highest mean over the fold models of the 4-class balanced accuracy on their validation fold at the kept "
+    "epoch, history.tsv"
 )
 
 

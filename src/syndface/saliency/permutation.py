@@ -443,7 +443,9 @@ def main(argv: list[str], prog: str = "syndface permutation-test") -> int:
     write_tsv(table, out_dir / "permutation.tsv", header_lines=header)
     write_tsv(size_check_table(checks), out_dir / "size_check.tsv", header_lines=size_check_header(opts))
     subtitle = f"{opts.embedding} embedding; " + (
-        "exact" if table["exact"].all() else f"exact where <= {opts.max_exact} splits, else {opts.permutations} random"
+        "exact p (every split)"
+        if table["exact"].all()
+        else f"exact p where <= {opts.max_exact} splits, else {opts.permutations} random splits"
     )
     by_disease = {check.disease: check for check in checks}
     for disease in opts.diseases:

@@ -11,7 +11,8 @@ after `early_stop` epochs without a gain. Under the paper's rule an epoch at 0 i
 run may end with no best epoch at all (its code then saved no model): model.pt then holds the
 last epoch's weights, and the log and history.tsv (header and column `kept`) say so. The loss
 normalisation (`syndface.classify.loss`) is resolved per variant family before training
-(`loss_normalisation_for`: one value, or {real: ..., fakes: ...} as the paper's code had it).
+(`syndface.classify.options.loss_normalisation_for`: one value, or {real: ..., fakes: ...} as
+the paper's code had it).
 
 Outputs in --out-dir: `model.pt` (the kept epoch; `load_classifier` reads it), `history.tsv`
 (every epoch: lr, loss, validation accuracies, whether it was a gain (`best`), whether model.pt

@@ -26,8 +26,10 @@ from syndface.options import config_schema, lookup, schema_of
 
 # Building blocks (rule sets) of the expected map, for the tiny config: variants real,
 # real+age_progression and real+blended_55, saliency on real only, a simulated survey.
-EVALUATION = {"evaluate_classifier", "make_table2", "compare_clinicians", "all"}
-PREDICTION = {"predict_classifier"} | EVALUATION
+# Table 1's best fake variant is chosen on the validation histories (the default), not on Table 2:
+# what changes only the evaluation leaves compare_clinicians alone.
+EVALUATION = {"evaluate_classifier", "make_table2", "all"}
+PREDICTION = {"predict_classifier", "compare_clinicians"} | EVALUATION
 SALIENCY = {"occlusion_maps", "saliency_composites", "permutation_test", "saliency_truth_check", "all"}
 # New fakes retrain only the fake variants' classifiers: the real model and its maps stay; the
 # label-fidelity tables judge the new fakes.
@@ -67,14 +69,16 @@ EXPECTED: dict[str, set[str]] = {
     **each("leakage.", "threshold fail max_pairs", {"check_leakage", "all"}),
     **each(
         "classifier.",
-        "model pretrained dropout msd_samples batch_size epochs lr warmup_factor early_stop "
-        "loss_normalisation augment precision micro_batch grad_checkpointing",
+        "model pretrained dropout msd_samples batch_size epochs lr warmup_factor early_stop early_stop_rule "
+        "augment precision micro_batch grad_checkpointing",
         CLASSIFIERS,
     ),  # fmt: skip
+    # Resolved per variant: {real: weights, fakes: batch} from `weights` retrains the fake variants only.
+    "classifier.loss_normalisation": {"train_classifier"} | PREDICTION,
     **each("classifier.class_weights.", "WS 22q control unaffected", CLASSIFIERS),
     "classifier.image_size": {"build_cache"} | CLASSIFIERS,
     "classifier.ensemble_threshold": PREDICTION,
-    "classifier.bootstrap": EVALUATION,
+    **each("classifier.", "class_mean_interval bootstrap", EVALUATION),
     # Dropping a variant leaves its models alone: only the tables and the fakes' audit change.
     "classifier.variants": {"make_table2", "compare_clinicians", "privacy_audit", "all"},
     **each(
@@ -92,10 +96,15 @@ EXPECTED: dict[str, set[str]] = {
     "clinicians.surveys": {"compare_clinicians", "all"},
     "clinicians.qualtrics": {"import_survey", "compare_clinicians", "all"},
     **each("clinicians.", "raters images_per_rater image_spread", {"simulate_survey", "compare_clinicians", "all"}),
-    **each("clinicians.", "permutations alternative", {"compare_clinicians", "all"}),
+    **each("clinicians.", "alternative q_family best_fake_selection", {"compare_clinicians", "all"}),
     **each("saliency.", "variants diseases window stride reference_size batch precision", SALIENCY),
     "saliency.outlier_perc": {"saliency_composites", "all"},
-    **each("saliency.", "permutations alpha embedding imagenet_model imagenet_weights", {"permutation_test", "all"}),
+    **each(
+        "saliency.",
+        "permutations max_exact alpha embedding imagenet_model imagenet_weights",
+        {"permutation_test", "all"},
+    ),  # fmt: skip
+    **each("saliency.size_check.", "replicates permutations", {"permutation_test", "all"}),
     # Where jobs run and what the report shows change no result: nothing reruns.
     **each("cluster.", "gpu_partition gpu_type account cpu_rules cpu_partition", set()),
     "report.show_faces": set(),
@@ -104,6 +113,8 @@ EXPECTED: dict[str, set[str]] = {
 # Values for keys a generic rule cannot perturb meaningfully (files are made in the run folder).
 SPECIAL = {
     "classifier.model": "test_efficientnet_gn",
+    "classifier.loss_normalisation": {"real": "weights", "fakes": "batch"},
+    "clinicians.q_family": ["variant", "survey"],
     "gan.resolution": 64,  # 32 px is the classifier's cache already
     "cluster.gpu_partition": "gpu2",
     "cluster.gpu_type": "v100",

@@ -132,10 +132,12 @@ COMMANDS: dict[str, Command] = {
     "evaluate-classifier": Command(
         "syndface.classify.evaluate",
         "syndface.classify.options:EvaluateOptions",
-        "per-class, per-group and two-way accuracy with bootstrap intervals; confusion matrix",
+        "per-class, per-group and two-way accuracy with exact intervals; confusion matrix",
     ),
     "make-table2": Command(
-        "syndface.classify.table2", None, "Table 2: per-class and average accuracy of every variant"
+        "syndface.classify.table2",
+        "syndface.classify.options:Table2Options",
+        "Table 2: per-class and average accuracy of every variant",
     ),
     "fetch-weights": Command(
         "syndface.weights", None, "download a pretrained weights file, verified by its pinned SHA-256"

@@ -1,4 +1,5 @@
 # Helpers shared by the workflow: config validation, input functions (get_*), constants.
+import json
 import re
 import sys
 
@@ -6,6 +7,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from syndface import config as syndface_config
+from syndface.classify.options import loss_normalisation_for
 from syndface.cli import options_class
 from syndface.launch import launcher
 from syndface.options import CONFIG_SCHEMA, options_json
@@ -25,6 +27,15 @@ def get_options(command):
     """The --options value of `syndface <command>`: exactly the config keys its options class reads.
     Rules pass it as a param, so a changed key reruns exactly the jobs whose commands read it."""
     return options_json(options_class(command), config)
+
+
+def get_train_options(wildcards):
+    """train-classifier's --options for one variant, its loss normalisation resolved to the variant's
+    family: a changed `classifier.loss_normalisation.fakes` retrains the fake variants only."""
+    options = json.loads(get_options("train-classifier"))
+    classifier = options["classifier"]
+    classifier["loss_normalisation"] = loss_normalisation_for(wildcards.variant, classifier["loss_normalisation"])
+    return json.dumps(options, sort_keys=True)
 
 
 def get_launcher():
@@ -305,6 +316,28 @@ def get_predictions():
 
 def get_predictions_args():
     return " ".join(f"--predictions {variant}={path}" for variant, path in zip(get_variants(), get_predictions()))
+
+
+def get_fake_histories():
+    """(variant, history.tsv) of every fold model of every fake variant of Table 2."""
+    return [
+        (v, f"results/classifier/{v}/fold{k}/history.tsv") for v in get_variants() if variant_fake_type(v) for k in FOLDS
+    ]
+
+
+def get_best_fake_inputs():
+    """What Table 1's best fake variant is chosen on: the fake variants' validation histories, or
+    (clinicians.best_fake_selection: test, the paper's choice) Table 2."""
+    if config["clinicians"]["best_fake_selection"] == "test":
+        return ["results/table2.tsv"]
+    return [path for _, path in get_fake_histories()]
+
+
+def get_best_fake_args():
+    if config["clinicians"]["best_fake_selection"] == "test":
+        return "--table2 results/table2.tsv"
+    histories = get_fake_histories()
+    return "--histories " + " ".join(f"{v}={path}" for v, path in histories) if histories else ""
 
 
 def get_qualtrics_field(field):

@@ -321,7 +321,10 @@ def get_predictions_args():
 def get_fake_histories():
     """(variant, history.tsv) of every fold model of every fake variant of Table 2."""
     return [
-        (v, f"results/classifier/{v}/fold{k}/history.tsv") for v in get_variants() if variant_fake_type(v) for k in FOLDS
+        (v, f"results/classifier/{v}/fold{k}/history.tsv")
+        for v in get_variants()
+        if variant_fake_type(v)
+        for k in FOLDS
     ]
 
 

@@ -22,9 +22,18 @@ GPU_RULES = {
     "generate_fakes",
     "occlusion_maps",
     "permutation_test",
+    "predict_out_of_fold",
+    "predict_tta",
+    "export_features",
+    "train_held_out_classifier",
+    "export_held_out_features",
 }
 HEAVY_CPU_RULES = {"align_shard", "build_cache", "check_leakage", "privacy_audit"}
-TRAINING_RULES = {"train_classifier", "train_gan"}  # `gpus` GPUs each (torchrun); the rest one GPU
+TRAINING_RULES = {
+    "train_classifier",
+    "train_gan",
+    "train_held_out_classifier",
+}  # `gpus` GPUs each (torchrun); the rest one GPU
 
 
 def _gres(rule: str, gpus: int, gpu_type: str = "p100") -> str:

@@ -10,7 +10,7 @@ from syndface.cli import options_class
 from syndface.launch import launcher
 from syndface.options import CONFIG_SCHEMA, options_json
 from syndface.weights import catalog_files
-from syndface.taxonomy import FAKE_TYPES, VARIANTS, variant_fake_type
+from syndface.taxonomy import DISEASES, FAKE_TYPES, VARIANTS, variant_fake_type
 
 # Fail before any job with every problem spelled out (key, bad value, what is allowed);
 # then let Snakemake's own validation have its say too (it also fills in the schema's defaults).
@@ -48,6 +48,7 @@ check_variant_lists()
 
 wildcard_constraints:
     variant="|".join(map(re.escape, VARIANTS)),
+    disease="|".join(map(re.escape, DISEASES)),
     fake_type="|".join(FAKE_TYPES),
     fold=r"\d+",
 
@@ -62,6 +63,11 @@ GPU_RULES = [
     "generate_fakes",
     "occlusion_maps",
     "permutation_test",
+    "predict_out_of_fold",
+    "predict_tta",
+    "export_features",
+    "train_held_out_classifier",
+    "export_held_out_features",
 ]
 # The CPU rules worth a cluster node (with cluster.cpu_rules: submit); every other rule runs on
 # the submit host, most of them take seconds.
@@ -302,6 +308,76 @@ def get_surveys():
     return surveys
 
 
+# Evaluation beyond the paper (workflow/rules/evaluation.smk).
+def get_tta_variant():
+    """The variant that also predicts with test-time augmentation (Table 2's "<variant> (TTA)"), or None."""
+    variant = config["evaluation"]["tta_variant"]
+    if variant is None or config["classifier"]["tta"] == "none":
+        return None
+    if variant not in get_variants():
+        raise WorkflowError(
+            f"evaluation.tta_variant {variant!r} is not in classifier.variants {get_variants()}: "
+            "add it there or set evaluation.tta_variant to null"
+        )
+    return variant
+
+
+def get_tta_metrics():
+    variant = get_tta_variant()
+    return [f"results/evaluation/{variant}/tta/metrics.tsv"] if variant else []
+
+
+def get_tta_metrics_args():
+    return " ".join(f"--tta {get_tta_variant()}={path}" for path in get_tta_metrics())
+
+
+def get_out_of_fold(wildcards):
+    """The out-of-fold predictions the temperature is fitted on (none when scaling is off)."""
+    if not config["evaluation"]["temperature_scaling"]:
+        return []
+    return [f"results/evaluation/{wildcards.variant}/out_of_fold.tsv"]
+
+
+def get_out_of_fold_flag(wildcards):
+    return get_path_flags("--out-of-fold", get_out_of_fold(wildcards))
+
+
+def get_gallery_variants():
+    return config["evaluation"]["gallery_variants"]
+
+
+def get_held_out_disease():
+    return config["evaluation"]["held_out_disease"]
+
+
+def get_held_out_models(wildcards):
+    return [f"results/evaluation/held_out/{wildcards.disease}/fold{k}/model.pt" for k in FOLDS]
+
+
+def get_evaluation_args(flag, name, variants):
+    """`--flag v1=results/evaluation/v1/<name> v2=...` for the summary (nothing without variants)."""
+    pairs = " ".join(f"{v}=results/evaluation/{v}/{name}" for v in variants)
+    return f"{flag} {pairs}" if pairs else ""
+
+
+def get_summary_knn_variants():
+    return [v for v in get_variants() if v in get_gallery_variants()]
+
+
+def get_evaluation_outputs():
+    outputs = ["results/evaluation/summary.tsv"]
+    for variant in get_variants():
+        outputs += [
+            f"results/evaluation/{variant}/{name}"
+            for name in ("reliability.png", "recall_by_age.png", "readouts.tsv", "subjects.tsv")
+        ]
+    outputs += [f"results/evaluation/{variant}/knn.tsv" for variant in get_gallery_variants()]
+    disease = get_held_out_disease()
+    if disease:
+        outputs += [f"results/evaluation/held_out/{disease}/{name}" for name in ("placement.tsv", "distances.png")]
+    return outputs
+
+
 def get_final_outputs():
     return [
         "results/cohort/manifest.tsv",
@@ -314,4 +390,5 @@ def get_final_outputs():
         *(["results/fakes/privacy.tsv"] if get_fake_types() else []),
         *(["results/table1.tsv"] if get_surveys() else []),
         *get_saliency_outputs(),
+        *get_evaluation_outputs(),
     ]

@@ -105,6 +105,32 @@ def prediction_table(
     return table
 
 
+def predict_test_split(
+    model_paths: list[str],
+    cache_dir: str,
+    batch_size: int,
+    device: torch.device,
+    precision: str,
+    threshold: float,
+    wrap: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
+) -> tuple[pd.DataFrame, list[int]]:
+    """(the prediction table of the cache's test split, the models' folds)."""
+    cache, index = load_cache(cache_dir)
+    test = index[index["split"] == "test"]
+    if test.empty:
+        raise SystemExit(f"{cache_dir} holds no test-split image: nothing to predict")
+    images = ImageSet(cache, test["row"].to_numpy())
+    folds, probabilities = fold_probabilities(model_paths, images, cache.shape[1], batch_size, device, precision, wrap)
+    return prediction_table(test, folds, probabilities, threshold), folds
+
+
+def ensemble_note(folds: list[int], threshold: float) -> str:
+    return (
+        f"ensemble of folds {', '.join(map(str, folds))}: mean over fold models with max probability >= {threshold}; "
+        "fallback = plain mean over all models where none reaches it"
+    )
+
+
 def main(argv: list[str], prog: str = "syndface predict") -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
@@ -119,20 +145,10 @@ def main(argv: list[str], prog: str = "syndface predict") -> int:
 
     device = resolve_device(opts.device)
     configure(device, args.num_threads)
-    cache, index = load_cache(args.cache)
-    test = index[index["split"] == "test"]
-    if test.empty:
-        raise SystemExit(f"{args.cache} holds no test-split image: nothing to predict")
-    folds, probabilities = fold_probabilities(
-        args.models, ImageSet(cache, test["row"].to_numpy()), cache.shape[1], opts.batch_size, device, opts.precision
+    table, folds = predict_test_split(
+        args.models, args.cache, opts.batch_size, device, opts.precision, opts.ensemble_threshold
     )
-    threshold = opts.ensemble_threshold
-    table = prediction_table(test, folds, probabilities, threshold)
-    header = [
-        f"ensemble of folds {', '.join(map(str, folds))}: mean over fold models with max probability >= {threshold}; "
-        "fallback = plain mean over all models where none reaches it"
-    ]
-    write_tsv(table, args.out, header_lines=header)
+    write_tsv(table, args.out, header_lines=[ensemble_note(folds, opts.ensemble_threshold)])
     log.info(
         "%d test images, %d fallback rows, accuracy %.3f -> %s",
         len(table),

@@ -16,9 +16,7 @@ import argparse
 import torch
 from torch import nn
 
-from syndface.align.cache import load_cache
-from syndface.classify.data import ImageSet
-from syndface.classify.predict import fold_probabilities, prediction_table
+from syndface.classify.predict import ensemble_note, predict_test_split
 from syndface.evaluation.options import TTAOptions
 from syndface.io import write_tsv
 from syndface.log import get_logger
@@ -76,25 +74,19 @@ def main(argv: list[str], prog: str = "syndface predict-tta") -> int:
 
     device = resolve_device(opts.device)
     configure(device, args.num_threads)
-    cache, index = load_cache(args.cache)
-    test = index[index["split"] == "test"]
-    if test.empty:
-        raise SystemExit(f"{args.cache} holds no test-split image: nothing to predict")
-    folds, probabilities = fold_probabilities(
+    table, folds = predict_test_split(
         args.models,
-        ImageSet(cache, test["row"].to_numpy()),
-        cache.shape[1],
+        args.cache,
         opts.batch_size,
         device,
         opts.precision,
+        opts.ensemble_threshold,
         wrap=lambda model: TestTimeAugmented(model, opts.tta),
     )
-    table = prediction_table(test, folds, probabilities, opts.ensemble_threshold)
     header = [
         f"test-time augmentation {opts.tta}: each fold model's softmax averaged over {len(TTA_TRANSFORMS[opts.tta])} "
         "transform(s) of the paper code's eight (flips and transposes)",
-        f"ensemble of folds {', '.join(map(str, folds))}: mean over fold models with max probability >= "
-        f"{opts.ensemble_threshold}; fallback = plain mean over all models where none reaches it",
+        ensemble_note(folds, opts.ensemble_threshold),
     ]
     write_tsv(table, args.out, header_lines=header)
     log.info(

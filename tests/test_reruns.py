@@ -131,7 +131,6 @@ SPECIAL = {
     "saliency.variants": ["real", "real+age_progression"],
     "saliency.diseases": ["WS", "22q"],
     "clinicians.surveys": ["extra/survey.tsv"],
-    "classifier.tta": "flip",
     "evaluation.tta_variant": "real+age_progression",
     "evaluation.gallery_variants": ["real", "real+age_progression"],
     "clinicians.qualtrics": [

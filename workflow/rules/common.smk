@@ -46,6 +46,20 @@ def check_variant_lists():
 check_variant_lists()
 
 
+def check_tta():
+    """Test-time transforms the models never trained on mislead them: say so before any job."""
+    if config["classifier"]["tta"] == "dihedral8" and config["classifier"]["augment"] != "paper":
+        print(
+            f"note: classifier.tta dihedral8 averages over transposed and upside-down faces, which augment "
+            f"{config['classifier']['augment']!r} never shows the models (only augment paper does); the "
+            "'(TTA)' column of Table 2 will suffer (classifier.tta: flip keeps to upright faces)",
+            file=sys.stderr,
+        )
+
+
+check_tta()
+
+
 wildcard_constraints:
     variant="|".join(map(re.escape, VARIANTS)),
     disease="|".join(map(re.escape, DISEASES)),

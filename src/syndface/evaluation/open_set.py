@@ -150,8 +150,10 @@ def main(argv: list[str], prog: str = "syndface place-held-out") -> int:
             f"small = fewer than {opts.min_cell_size} images (shown, not hidden)",
         ],
     )
+    distances = distances.round({c: 6 for c in distances.columns if c != "p_value"})
+    distances["p_value"] = [float(f"{p:.4g}") for p in distances["p_value"]]
     write_tsv(
-        distances.round(6),
+        distances,
         out_dir / "distances.tsv",
         header_lines=[
             setting,

@@ -129,7 +129,8 @@ def main(argv: list[str], prog: str = "syndface evaluate-readouts") -> int:
     same = "" if several else "; every subject has one test photo, so the per-subject readout equals the per-image one"
     header = [
         f"{title}: {len(predictions)} test images of {len(subjects)} subjects ({several} with several photos{same}); "
-        "readout image = each photo (the paper), subject = probabilities averaged over a subject's photos, then argmax",
+        "readout image = each photo (the paper), subject = probabilities averaged over a subject's photos, then argmax; "
+        "average = the paper's Average = balanced accuracy (mean recall over the classes present)",
         f"intervals: average {interval_note('mover-wilson')}; accuracy and top-{opts.top_k} {interval_note('clopper-pearson')}; "
         f"macro_f1 {interval_note('bootstrap', n_resamples=opts.bootstrap)}, seed {opts.seed}",
     ]

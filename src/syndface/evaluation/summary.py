@@ -82,7 +82,8 @@ def main(argv: list[str], prog: str = "syndface summarise-evaluation") -> int:
         table,
         args.out,
         header_lines=[
-            "evaluation beyond the paper, one row per variant: average = the paper's Average (mean class recall); "
+            "evaluation beyond the paper, one row per variant: average = the paper's Average (mean class recall, "
+            "= balanced accuracy); "
             "per image unless subject_*; brier/ece/nll on the test split as predicted, *_scaled after temperature "
             "scaling (temperature fitted on out-of-fold predictions); knn_average = the gallery's kNN readout",
             "intervals and definitions: results/evaluation/<variant>/readouts.tsv, calibration.tsv, knn.tsv",

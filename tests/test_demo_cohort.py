@@ -111,7 +111,9 @@ def test_subjects_carry_sex_and_a_skin_tone_group_and_repeat_photos_leave_the_ot
     repeated = _generate(tmp_path / "r", monkeypatch, repeat_test_share=1.0)
     r = read_tsv(repeated / "cohort.tsv")
     test = r[r["split"] == "test"]
-    photos = test.groupby("subject_id").agg(n=("image_id", "size"), ages=("age_group", "nunique"), src=("source", "first"))
+    photos = test.groupby("subject_id").agg(
+        n=("image_id", "size"), ages=("age_group", "nunique"), src=("source", "first")
+    )
     assert (photos["n"] == photos["src"].map({"cohort": 2, "auxiliary": 1})).all() and (photos["ages"] == 1).all()
     # the extra photographs are new files; every other image is byte-identical
     before, after = _files(tiny), _files(repeated)

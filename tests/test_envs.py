@@ -20,6 +20,11 @@ GPU_RULES = {
     "generate_fakes",
     "occlusion_maps",
     "permutation_test",
+    "predict_out_of_fold",
+    "predict_tta",
+    "export_features",
+    "train_held_out_classifier",
+    "export_held_out_features",
 }
 CUDA_13_RUNTIME = re.compile(r"^(nvidia-|cuda-)")
 # env -> (what it leaves out of the lock, torch/torchvision local build tag, extra pip index)

@@ -81,7 +81,7 @@ EXPECTED: dict[str, set[str]] = {
     **each("classifier.class_weights.", "WS 22q control unaffected", CLASSIFIERS),
     "classifier.image_size": {"build_cache"} | CLASSIFIERS,
     "classifier.ensemble_threshold": PREDICTION,
-    "classifier.bootstrap": EVALUATION,
+    "classifier.bootstrap": EVALUATION | {"evaluate_tta", "evaluate_readouts", "summarise_evaluation"},
     # Dropping a variant leaves its models alone: only the tables and the fakes' audit change.
     "classifier.variants": {"make_table2", "compare_clinicians", "privacy_audit", "summarise_evaluation", "all"},
     "classifier.tta": TTA | EVALUATION - {"evaluate_classifier"},

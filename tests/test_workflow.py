@@ -147,7 +147,8 @@ def test_whole_study_runs_end_to_end_on_a_tiny_demo(tiny_run):
     ]  # fmt: skip
     assert (table2["n_excluded"] == 0).all() and table2.loc["average", "n_test"] == (manifest["split"] == "test").sum()
     assert table2.loc["average", "real"] == pytest.approx(
-        table2.loc[["WS", "22q", "control", "unaffected"], "real"].mean()
+        table2.loc[["WS", "22q", "control", "unaffected"], "real"].mean(),
+        abs=1e-4,  # the table's 4 decimals
     )
 
     for variant in ("real", "real+age_progression", "real+blended_55"):

@@ -10,22 +10,9 @@ import tomllib
 
 import pytest
 import yaml
-from conftest import REPO, workflow_rules
+from conftest import GPU_RULES, REPO, workflow_rules
 
 ENVS = REPO / "envs"
-GPU_RULES = {
-    "train_classifier",
-    "predict_classifier",
-    "train_gan",
-    "generate_fakes",
-    "occlusion_maps",
-    "permutation_test",
-    "predict_out_of_fold",
-    "predict_tta",
-    "export_features",
-    "train_held_out_classifier",
-    "export_held_out_features",
-}
 CUDA_13_RUNTIME = re.compile(r"^(nvidia-|cuda-)")
 # env -> (what it leaves out of the lock, torch/torchvision local build tag, extra pip index)
 FAMILIES = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from syndface.classify.loss import loss_normalisation_for
+from syndface.classify.options import loss_normalisation_for
 from syndface.classify.schedule import early_stopped_run, initial_best, stop_after_epoch
 
 
@@ -58,3 +58,55 @@ def test_loss_normalisation_per_variant_family():
         loss_normalisation_for("real", {"real": "weights"})
     with pytest.raises(ValueError, match="unknown loss normalisation"):
         loss_normalisation_for("real", {"real": "mean", "fakes": "batch"})
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    from tiny import write_classifier_cache
+
+    return write_classifier_cache(tmp_path_factory.mktemp("cache"))
+
+
+def scripted_validation(monkeypatch, metrics: list[float]) -> None:
+    """train.validate returns metrics[e - 1] as epoch e's cohort balanced accuracy."""
+    from syndface.classify import train
+
+    calls = iter(metrics)
+
+    def validate(*args, **kwargs):
+        value = next(calls)
+        return {"val_accuracy": value, "val_balanced_accuracy": value, "val_cohort_balanced_accuracy": value}
+
+    monkeypatch.setattr(train, "validate", validate)
+
+
+@pytest.mark.parametrize(
+    "rule, metrics, epochs_run, kept",
+    [
+        ("paper", [0.5, 0.6, 0.55, 0.55, 0.55], 4, 2),  # 4 - 2 > 1
+        ("patience", [0.5, 0.6, 0.55, 0.55, 0.55], 3, 2),  # one epoch without a gain
+        ("paper", [0.0, 0.0, 0.0, 0.0, 0.0], 2, 2),  # nothing beats the paper's 0: the last epoch is kept
+    ],
+)
+def test_training_stops_by_the_rule_and_keeps_the_right_epoch(
+    cache, tmp_path, monkeypatch, rule, metrics, epochs_run, kept
+):
+    import torch
+    from tiny import classifier_config
+
+    from syndface.classify.train import train_classifier
+    from syndface.io import read_tsv
+
+    scripted_validation(monkeypatch, metrics)
+    cfg = classifier_config(cache, epochs=5, early_stop=1, early_stop_rule=rule, augment="none")
+    model = torch.load(train_classifier(cfg, tmp_path), weights_only=True)
+    history = read_tsv(tmp_path / "history.tsv")
+    assert history["epoch"].tolist() == list(range(1, epochs_run + 1))
+    assert history["kept"].tolist() == [e == kept for e in history["epoch"]]
+    assert model["epoch"] == kept and model["val_cohort_balanced_accuracy"] == metrics[kept - 1]
+    header = (tmp_path / "history.tsv").read_text().splitlines()[0]
+    if max(metrics) == 0:
+        assert not history["best"].any() and model["best_epoch"] == 0
+        assert "no epoch's cohort balanced accuracy beat 0" in header and f"epoch {kept}" in header
+    else:
+        assert model["best_epoch"] == kept and f"best epoch {kept}" in header

@@ -1,30 +1,24 @@
-"""Best fake variant chosen on the validation folds (history.tsv, or out-of-fold predictions)."""
+"""Best fake variant chosen on the validation folds (history.tsv's kept epoch)."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from syndface.classify.selection import (
-    best_fake_from_histories,
-    best_fake_from_validation_predictions,
-    kept_epoch_score,
-)
+from syndface.classify.selection import best_fake_from_histories, kept_epoch_score
 
 
-def history(scores: list[float], best: list[bool]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {"epoch": range(1, len(scores) + 1), "val_balanced_accuracy": scores, "best": best, "loss": 0.0}
-    )
+def history(scores: list[float], kept: list[bool]) -> pd.DataFrame:
+    return pd.DataFrame({"epoch": range(1, len(scores) + 1), "val_balanced_accuracy": scores, "kept": kept})
 
 
-def test_kept_epoch_is_the_last_marked_best():
-    h = history([0.5, 0.7, 0.9, 0.6], [True, True, False, False])  # epoch 3 is higher but was not kept
+def test_kept_epoch_is_the_one_model_pt_holds():
+    h = history([0.5, 0.7, 0.9, 0.6], [False, True, False, False])  # epoch 3 is higher but was not kept
     assert kept_epoch_score(h) == 0.7
-    with pytest.raises(ValueError, match="no epoch as best"):
+    with pytest.raises(ValueError, match="0 epochs as kept"):
         kept_epoch_score(history([0.5], [False]))
     with pytest.raises(ValueError, match="lacks column"):
-        kept_epoch_score(h.drop(columns="best"))
+        kept_epoch_score(h.drop(columns="kept"))
 
 
 def test_best_fake_from_histories_averages_folds_and_ignores_real():
@@ -37,23 +31,7 @@ def test_best_fake_from_histories_averages_folds_and_ignores_real():
     best, scores = best_fake_from_histories(histories)
     assert scores["real+unrelated"] == pytest.approx(0.75)
     assert best == "real+unrelated"  # three-way tie at 0.75: the first in taxonomy order
+    histories["real+blended_75"] = [history([0.75, 0.8], [False, True])] * 2
+    assert best_fake_from_histories(histories) == ("real+blended_75", pytest.approx({**scores, "real+blended_75": 0.8}))
     with pytest.raises(ValueError, match="no fake variant"):
         best_fake_from_histories({"real": [history([0.9], [True])]})
-
-
-def test_best_fake_from_out_of_fold_predictions_uses_the_class_mean():
-    truth = ["WS", "WS", "22q", "control", "unaffected", "unaffected"]
-    table = lambda pred: pd.DataFrame({"image_id": list("abcdef"), "disease": truth, "pred": pred})  # noqa: E731
-    predictions = {
-        "real+unrelated": table(["WS", "WS", "22q", "WS", "unaffected", "unaffected"]),  # mean (1+1+0+1)/4
-        "real+age_related": table(["WS", "22q", "22q", "control", "unaffected", "WS"]),  # (.5+1+1+.5)/4
-    }
-    best, scores = best_fake_from_validation_predictions(predictions)
-    assert scores == pytest.approx({"real+unrelated": 0.75, "real+age_related": 0.75})
-    assert best == "real+unrelated"
-    predictions["real+age_related"] = table(["WS", "WS", "22q", "control", "unaffected", "unaffected"])
-    assert best_fake_from_validation_predictions(predictions)[0] == "real+age_related"
-    with pytest.raises(ValueError, match="different images"):
-        best_fake_from_validation_predictions(
-            {**predictions, "real+blended_55": predictions["real+unrelated"].iloc[1:]}
-        )

@@ -1,32 +1,20 @@
-"""Clinicians vs model: statistics against scipy/statsmodels, the permutation test by enumeration,
-the simulated survey against its targets, and Table 1's layout."""
+"""Clinicians vs model: the per-image table, the best fake variant, the command's outputs and headers,
+and the simulated survey against its targets (the statistics: test_clinicians_tables.py,
+test_clinicians_inference.py, test_clinicians_calibration.py)."""
 
 from __future__ import annotations
-
-import itertools
 
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import options
-from scipy import stats
-from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.proportion import proportion_confint
 
 from syndface.clinicians import compare, simulate
-from syndface.clinicians.compare import best_fake_variant, group_table, image_table, table1
+from syndface.clinicians.compare import best_fake_variant, choose_best_fake, image_table
 from syndface.clinicians.paper import PAPER_HUMAN_ACCURACY, PAPER_OVERALL_HUMAN_ACCURACY
 from syndface.clinicians.simulate import image_probabilities, simulate_survey
-from syndface.clinicians.stats import (
-    benjamini_hochberg,
-    bootstrap_mean_interval,
-    paired_tests,
-    permutation_pvalue,
-    wilson_interval,
-)
 from syndface.clinicians.survey import read_survey
-from syndface.io import read_tsv
-from syndface.seeding import derive_seed
+from syndface.io import read_tsv, write_tsv
 from syndface.taxonomy import AGE_GROUPS, DISEASES, SURVEYS
 
 
@@ -74,70 +62,6 @@ def test_paper_human_column_reproduces_the_papers_overall_accuracies():
         assert np.mean(values) == pytest.approx(overall, abs=5e-4)
 
 
-# --- statistics against scipy / statsmodels ---------------------------------------------------
-
-
-def enumerated_pvalue(model, human, alternative="two-sided") -> float:
-    """Share of all 2^n per-image swaps whose mean(model - human) is at least as extreme."""
-    d = np.asarray(model, float) - np.asarray(human, float)
-    observed = d.mean()
-    null = np.array([np.mean(d * np.array(signs)) for signs in itertools.product([1, -1], repeat=len(d))])
-    tol = 1e-12
-    if alternative == "greater":
-        return float(np.mean(null >= observed - tol))
-    return float(np.mean(np.abs(null) >= abs(observed) - tol))
-
-
-def test_permutation_pvalue_on_a_hand_made_case():
-    # d = (0.5, 0.75, 0.5): only "no swap" and "swap all" reach |mean d| = 1.75/3 -> p = 2/8.
-    assert permutation_pvalue([1, 1, 1], [0.5, 0.25, 0.5], n_permutations=1000, seed=0) == pytest.approx(0.25)
-    assert permutation_pvalue([1, 1, 1], [0.5, 0.25, 0.5], 1000, 0, alternative="greater") == pytest.approx(0.125)
-
-
-@pytest.mark.parametrize("alternative", ["two-sided", "greater"])
-def test_permutation_pvalue_equals_enumeration_of_all_swaps(alternative):
-    model = np.array([1, 0, 1, 1, 1, 0, 1])
-    human = np.array([0.4, 0.3, 0.9, 0.55, 0.2, 0.1, 0.7])
-    exact = enumerated_pvalue(model, human, alternative)
-    assert permutation_pvalue(model, human, 1000, seed=3, alternative=alternative) == pytest.approx(exact)
-
-
-def test_random_permutation_pvalue_is_seeded_and_near_the_exact_one():
-    gen = np.random.default_rng(5)
-    model = (gen.random(12) < 0.8).astype(float)
-    human = gen.random(12)
-    exact = enumerated_pvalue(model, human)  # 4096 swaps, more than the 999 drawn
-    p = permutation_pvalue(model, human, 999, seed=11)
-    assert p == permutation_pvalue(model, human, 999, seed=11)
-    assert abs(p - exact) < 4 * np.sqrt(exact * (1 - exact) / 999) + 1e-3
-
-
-def test_paired_tests_equal_scipy_on_the_same_vectors():
-    gen = np.random.default_rng(2)
-    model = (gen.random(40) < 0.9).astype(float)
-    human = gen.beta(6, 3, 40)
-    tests = paired_tests(model, human)
-    ttest = stats.ttest_rel(model, human)
-    wilcoxon = stats.wilcoxon(model, human)
-    ci = ttest.confidence_interval(0.95)
-    assert tests.t_statistic == pytest.approx(ttest.statistic) and tests.p_ttest == pytest.approx(ttest.pvalue)
-    assert tests.wilcoxon_statistic == pytest.approx(wilcoxon.statistic) and tests.p_wilcoxon == pytest.approx(
-        wilcoxon.pvalue
-    )
-    assert (tests.difference_ci_low, tests.difference_ci_high) == pytest.approx((ci.low, ci.high))
-    assert tests.difference == pytest.approx(model.mean() - human.mean())
-    assert np.isnan(paired_tests([1, 0], [1, 0]).p_wilcoxon)
-
-
-def test_benjamini_hochberg_and_wilson_equal_statsmodels():
-    p = np.array([0.01, 0.04, 0.03, np.nan, 0.5, 0.002])
-    finite = np.isfinite(p)
-    expected = multipletests(p[finite], method="fdr_bh")[1]
-    got = benjamini_hochberg(p)
-    assert np.isnan(got[3]) and got[finite] == pytest.approx(expected)
-    assert wilson_interval(10, 10) == pytest.approx(proportion_confint(10, 10, method="wilson"))
-
-
 # --- per image and per group ------------------------------------------------------------------
 
 
@@ -170,50 +94,6 @@ def test_image_table_shares_and_model_correctness_by_hand():
         image_table(pd.concat([answers, answers.iloc[:1].assign(image_id="zz")]), {"real": predictions})
 
 
-@pytest.fixture(scope="module")
-def demo_run():
-    manifest = make_manifest(per_group=6)
-    answers = pd.concat([simulate_survey(manifest, s, 8, 25, 0.5, seed=1) for s in SURVEYS], ignore_index=True)
-    predictions = {
-        "real": make_predictions(manifest, 0.8, 1),
-        "real+age_progression": make_predictions(manifest, 0.9, 2),
-    }
-    images = image_table(answers, predictions)
-    return manifest, answers, predictions, images, group_table(images, n_permutations=200, seed=4)
-
-
-def test_group_statistics_equal_the_library_calls_on_the_groups_vectors(demo_run):
-    _, _, _, images, groups = demo_run
-    rows = groups[(groups["level"] == "age_group") & (groups["variant"] == "real")]
-    assert len(rows) == 20
-    row = rows[(rows["survey"] == "22q") & (rows["truth"] == "other") & (rows["age_group"] == "child")].iloc[0]
-    part = images[
-        (images["variant"] == "real")
-        & (images["survey"] == "22q")
-        & (images["truth"] == "other")
-        & (images["age_group"] == "child")
-    ]
-    model, human = part["model_correct"].to_numpy(float), part["human_accuracy"].to_numpy(float)
-    assert (
-        row["n_images"] == 6
-        and row["human_accuracy"] == pytest.approx(human.mean())
-        and row["model_accuracy"] == pytest.approx(model.mean())
-    )
-    seed = derive_seed(4, "compare-clinicians", "real", "22q", "other", "child")
-    assert row["p_permutation"] == permutation_pvalue(model, human, 200, seed)
-    assert rows["p_permutation_bh"].to_numpy() == pytest.approx(
-        multipletests(rows["p_permutation"], method="fdr_bh")[1]
-    )
-
-    overall = groups[(groups["level"] == "survey") & (groups["variant"] == "real") & (groups["survey"] == "WS")].iloc[0]
-    part = images[(images["variant"] == "real") & (images["survey"] == "WS")]
-    model, human = part["model_correct"].to_numpy(float), part["human_accuracy"].to_numpy(float)
-    assert overall["n_images"] == 60
-    assert overall["p_ttest"] == pytest.approx(stats.ttest_rel(model, human).pvalue)
-    assert overall["p_wilcoxon"] == pytest.approx(stats.wilcoxon(model, human).pvalue)
-    assert overall["difference"] == pytest.approx(model.mean() - human.mean())
-
-
 def test_best_fake_variant_from_the_papers_table2():
     paper = pd.DataFrame(
         {
@@ -236,39 +116,92 @@ def test_best_fake_variant_from_the_papers_table2():
         best_fake_variant(paper.iloc[:4])
 
 
-def test_table1_has_ten_rows_per_syndrome_block(demo_run):
-    *_, groups = demo_run
-    table = table1(groups, "real+age_progression", simulated=True)
-    assert len(table) == 20
-    assert table.groupby("survey").size().to_dict() == {"WS": 10, "22q": 10}
-    first = table[table["survey"] == "WS"].head(5)
-    assert first["group"].tolist() == ["disease"] * 5 and first["age_group"].tolist() == list(AGE_GROUPS)
-    for column in ("human", "model_real", "p_real", "q_real", "model_best_fake", "p_best_fake", "q_best_fake"):
-        assert table[column].notna().all(), column
-    assert table["simulated"].all()
+def history(score: float) -> pd.DataFrame:
+    return pd.DataFrame({"epoch": [1, 2], "val_balanced_accuracy": [0.1, score], "kept": [False, True]})
 
 
-def test_compare_command_writes_table1_clinicians_and_figure(tmp_path, demo_run):
-    manifest, answers, predictions, *_ = demo_run
-    survey = tmp_path / "survey.tsv"
-    answers.to_csv(survey, sep="\t", index=False)
-    args = ["--survey", str(survey), *options({"clinicians.permutations": 50, "seed": 1})]
-    for variant, table in predictions.items():
-        path = tmp_path / f"{variant}.tsv"
-        table.to_csv(path, sep="\t", index=False)
+def test_best_fake_is_chosen_on_validation_histories_or_flagged_on_the_test_images(tmp_path):
+    variants = ["real", "real+age_progression", "real+blended_55"]
+    items = []
+    for variant, scores in (("real+age_progression", (0.6, 0.7)), ("real+blended_55", (0.8, 0.7))):
+        for fold, score in enumerate(scores):
+            path = tmp_path / f"{variant}{fold}.tsv"
+            write_tsv(history(score), path)
+            items.append(f"{variant}={path}")
+    chosen = choose_best_fake(variants, "validation", histories=items)
+    assert (chosen.variant, chosen.selected_on) == ("real+blended_55", "validation")
+    assert "real+age_progression 0.6500, real+blended_55 0.7500" in chosen.note
+    with pytest.raises(ValueError, match="lack the fake variant"):
+        choose_best_fake(variants, "validation", histories=items[:2])
+    with pytest.raises(ValueError, match="pass --histories"):
+        choose_best_fake(variants, "validation")
+    with pytest.raises(ValueError, match="FAKE_VARIANT=PATH"):
+        choose_best_fake(variants, "validation", histories=[f"real={tmp_path / 'x.tsv'}"])
+    table2 = pd.DataFrame(
+        {"class": ["WS", "average"], "real": [0.5, 0.5], "+age_progression": [0.9, 0.9], "+blended_55": [0.6, 0.6]}
+    )
+    write_tsv(table2, tmp_path / "table2.tsv")
+    on_test = choose_best_fake(variants, "test", table2_path=tmp_path / "table2.tsv")
+    assert (on_test.variant, on_test.selected_on) == ("real+age_progression", "test")
+    assert choose_best_fake(variants[:2], "validation").selected_on == "only"
+    assert choose_best_fake(["real"], "validation").variant is None
+
+
+@pytest.fixture(scope="module")
+def survey_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("compare")
+    manifest = make_manifest(per_group=6)
+    answers = pd.concat([simulate_survey(manifest, s, 8, 25, 0.5, seed=1) for s in SURVEYS], ignore_index=True)
+    answers.to_csv(root / "survey.tsv", sep="\t", index=False)
+    args = ["--survey", str(root / "survey.tsv")]
+    for seed, variant in enumerate(("real", "real+age_progression", "real+blended_55")):
+        path = root / f"{variant}.tsv"
+        make_predictions(manifest, 0.8, seed).to_csv(path, sep="\t", index=False)
         args += ["--predictions", f"{variant}={path}"]
+    histories = []
+    for variant, score in (("real+age_progression", 0.7), ("real+blended_55", 0.6)):
+        for fold in range(2):
+            path = root / f"{variant}_fold{fold}_history.tsv"
+            write_tsv(history(score), path)
+            histories.append(f"{variant}={path}")
+    return root, args, histories
+
+
+def test_compare_command_writes_table1_clinicians_and_figure_with_their_tests_named(tmp_path, survey_files):
+    _, args, histories = survey_files
     outputs = {
         k: tmp_path / f"{k}.{ext}"
         for k, ext in (("table1", "tsv"), ("clinicians", "tsv"), ("images", "tsv"), ("figure", "png"))
     }
+    args = [*args, "--histories", *histories, *options({"clinicians.q_family": ["variant", "survey"]})]
     for name, path in outputs.items():
         args += [f"--{name}", str(path)]
     assert compare.main(args) == 0
-    assert len(read_tsv(outputs["table1"])) == 20
-    assert "SIMULATED" in outputs["table1"].read_text().splitlines()[0]
+    table1 = read_tsv(outputs["table1"])
+    assert len(table1) == 20 and (table1["best_fake_variant"] == "real+age_progression").all()
+    assert (table1["best_fake_selected_on"] == "validation").all()
+    header = "\n".join(line for line in outputs["table1"].read_text().splitlines() if line.startswith("#"))
+    assert "SIMULATED" in header and "chosen on the validation folds" in header and "unit: image" in header
+    assert "within each variant x survey of Table 1" in header and "Clopper-Pearson" in header
+    clinicians = read_tsv(outputs["clinicians"])
+    ages = clinicians[clinicians["level"] == "age_group"]
+    assert ages.groupby(["variant", "survey"]).size().eq(10).all()  # q families of 10 rows: both truths
+    assert {"p_count", "q_count", "p_rater_t", "p_rater_sign", "p_paper_ttest", "p_mixed"} <= set(clinicians.columns)
+    assert "Poisson-binomial" in outputs["clinicians"].read_text()
     assert outputs["figure"].read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="include real="):
         compare.parse_predictions([f"real+age_progression={tmp_path / 'real+age_progression.tsv'}"])
+
+
+def test_compare_command_flags_a_best_fake_chosen_on_the_test_images(tmp_path, survey_files):
+    root, args, _ = survey_files
+    table2 = pd.DataFrame({"class": ["average"], "real": [0.5], "+age_progression": [0.6], "+blended_55": [0.7]})
+    write_tsv(table2, root / "table2.tsv")
+    out = tmp_path / "table1.tsv"
+    args = [*args, "--table2", str(root / "table2.tsv"), *options({"clinicians.best_fake_selection": "test"})]
+    assert compare.main([*args, "--table1", str(out), "--clinicians", str(tmp_path / "c.tsv")]) == 0
+    assert (read_tsv(out)["best_fake_variant"] == "real+blended_55").all()
+    assert "ON THE TEST IMAGES" in out.read_text()
 
 
 # --- the simulated survey ---------------------------------------------------------------------
@@ -342,14 +275,3 @@ def test_simulate_command_says_it_is_simulated(tmp_path):
     assert out.read_text().startswith("# SIMULATED survey")
     answers = read_survey([out])
     assert answers.groupby("survey")["rater_id"].nunique().to_dict() == {"WS": 30, "22q": 30}
-
-
-def test_human_interval_resamples_images():
-    shares = np.random.default_rng(0).uniform(0.3, 0.9, size=400)
-    low, high = bootstrap_mean_interval(shares, 4000, seed=1)
-    half = 1.96 * shares.std(ddof=1) / np.sqrt(len(shares))
-    # large n: the percentile bootstrap agrees with the normal interval of a mean
-    assert low == pytest.approx(shares.mean() - half, abs=0.15 * half)
-    assert high == pytest.approx(shares.mean() + half, abs=0.15 * half)
-    assert bootstrap_mean_interval(shares, 4000, seed=1) == (low, high)
-    assert bootstrap_mean_interval(np.full(6, 0.5), 100, seed=1) == (0.5, 0.5)

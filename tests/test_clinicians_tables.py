@@ -76,8 +76,8 @@ def test_table1_layout_and_header_flag_the_selection(survey_run):
     header = " ".join(table1_header("greater", "real+age_progression", "test", simulated=True))
     assert "ON THE TEST IMAGES" in header and "SIMULATED" in header and "unit: image" in header
     assert "within each variant x survey x truth" in header
-    validation = " ".join(table1_header("greater", "real+age_progression", "validation folds, history.tsv"))
-    assert "chosen on the validation folds" in validation
+    validation = " ".join(table1_header("greater", "real+age_progression", "validation", note="history.tsv"))
+    assert "chosen on the validation folds (history.tsv)" in validation and "TEST" not in validation
     lines = clinicians_header("two-sided")
     assert any("unit: rater" in line for line in lines) and any("Korn-Graubard" in line for line in lines)
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from syndface.gan.augment import AdaController, AugmentPipe
+from syndface.gan.augment import SYM6, AdaController, AugmentPipe, _rotate, _scale, _warp, _warp_2x
 from syndface.gan.networks import (
     N_DISEASES,
     Discriminator,
@@ -124,19 +124,62 @@ def only(op: str) -> AugmentPipe:
     return pipe
 
 
-def test_flips_and_integer_translations_are_exact():
+def smooth_images(n: int, size: int = 16, seed: int = 0) -> torch.Tensor:
+    """Band-limited test images (random 4x4 colours upsampled): what a flip should reproduce closely."""
+    gen = torch.Generator().manual_seed(seed)
+    return F.interpolate(torch.rand(n, 3, 4, 4, generator=gen), size=size, mode="bicubic", align_corners=False)
+
+
+@pytest.mark.parametrize("antialias", [False, True])
+def test_integer_translations_are_exact_and_flips_exact_or_close(antialias):
+    """1x path: flips and integer shifts land on pixel centres, exact. 2x sym6 path: integer shifts
+    (and the identity) are exact, as sym6 up/down is a perfect-reconstruction pair; a flip mirrors
+    the filter too, and sym6 is only nearly symmetric, so flips are close on band-limited images."""
     torch.manual_seed(0)
     x = torch.randn(32, 3, 16, 16)
-    y = only("xflip")(x)
-    flipped = [torch.allclose(y[i], x[i].flip(-1), atol=1e-5) for i in range(32)]
-    kept = [torch.allclose(y[i], x[i], atol=1e-5) for i in range(32)]
-    assert all(f or k for f, k in zip(flipped, kept)) and any(flipped) and any(kept)
-    y = only("xint")(x)
+    pipe = only("xint")
+    pipe.antialias = antialias
+    y = pipe(x)
     shifts = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)]  # 0.125 * 16 px
     for i in range(32):
         assert any(
             torch.allclose(y[i, :, 2:-2, 2:-2], torch.roll(x[i], s, (1, 2))[:, 2:-2, 2:-2], atol=1e-5) for s in shifts
         )
+    x = smooth_images(32)
+    pipe = only("xflip")
+    pipe.antialias = antialias
+    torch.manual_seed(1)
+    y = pipe(x)
+    tolerance = 0.03 if antialias else 1e-5
+    flipped = [float((y[i] - x[i].flip(-1)).abs().max()) < tolerance for i in range(32)]
+    kept = [torch.allclose(y[i], x[i], atol=1e-5) for i in range(32)]
+    assert all(f or k for f, k in zip(flipped, kept)) and any(flipped) and any(kept)
+
+
+def test_sym6_is_an_orthonormal_wavelet_low_pass():
+    h = torch.tensor(SYM6, dtype=torch.float64)
+    assert float(h.sum()) == pytest.approx(math.sqrt(2), abs=1e-12)
+    assert float(h.square().sum()) == pytest.approx(1.0, abs=1e-11)
+    for shift in range(1, 6):  # orthogonal to its even shifts
+        assert float(h[2 * shift :] @ h[: -2 * shift]) == pytest.approx(0.0, abs=1e-11)
+    g = torch.tensor([(-1) ** k for k in range(12)], dtype=torch.float64) * h.flip(0)  # the high-pass
+    k = torch.arange(12, dtype=torch.float64)
+    assert all(abs(float((g * k**m).sum())) < 1e-6 for m in range(6))  # six vanishing moments
+
+
+def test_the_2x_warp_suppresses_aliasing_that_the_1x_warp_lets_through():
+    """Shrinking by 2 stripes at 0.45 cycles/px puts them beyond Nyquist: the band-limited answer is
+    flat grey. Measured: interior std 0.052 at 1x, 0.0037 through the 2x sym6 path. On a smooth
+    image rotated 30 deg and shrunk to 0.7, the two paths differ by 0.037 mean |difference| (range [0, 1])."""
+    stripes = (0.5 + 0.5 * torch.cos(2 * math.pi * 0.45 * torch.arange(32.0)))[None, None, None].expand(1, 3, 32, 32)
+    shrink = _scale(torch.tensor([2.0]), torch.tensor([2.0]))
+    one_x = _warp(stripes, shrink)[..., 8:-8, 8:-8].std()
+    two_x = _warp_2x(stripes, shrink)[..., 8:-8, 8:-8].std()
+    assert two_x < 0.01 < 0.04 < one_x
+    smooth = smooth_images(1, 32, seed=0).clamp(0, 1)
+    g = _rotate(torch.tensor([math.pi / 6])) @ _scale(torch.tensor([1 / 0.7]), torch.tensor([1 / 0.7]))
+    difference = float((_warp(smooth, g) - _warp_2x(smooth, g)).abs().mean())
+    assert 0.01 < difference < 0.08
 
 
 def test_colour_ops_keep_grey_pixels_grey_and_p0_is_identity():

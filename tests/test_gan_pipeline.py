@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import torch
 from conftest import options
-from tiny import ARCH, cache_index, make_folds, tiny_trainer, write_cache
+from tiny import ARCH, cache_index, make_folds, tiny_trainer, write_cache, write_untrained_classifier
 
-from syndface.gan import fakes, privacy, train
+from syndface.gan import fakes, fidelity, figures, privacy, train
 from syndface.gan.networks import Generator, load_network
 from syndface.io import read_tsv, write_tsv
 from syndface.seeding import seed_everything
@@ -124,13 +124,30 @@ def test_commands_train_a_gan_and_write_every_fake_type(tmp_path, folds):
         "gan.snapshot_kimg": 0.004, "gan.unaffected_per_age": 2, "gan.pl_weight": 2, "gan.ema_kimg": 20,
         "gan.ada_kimg": 500, "seed": 1, "device": "cpu",
     }  # fmt: skip
+    settings |= {"gan.select": "best_kid", "gan.metric_fakes": 12, "gan.snapshots_kept": 1}
+    classifiers = [write_untrained_classifier(tmp_path / "classifier" / f"fold{k}" / "model.pt", k) for k in range(3)]
     argv = ["--cache", str(tmp_path / "cache"), "--folds", str(tmp_path / "folds.tsv"), "--fold", "1",
-            "--out-dir", str(gan), *options(settings)]  # fmt: skip
+            "--classifier", str(classifiers[1]), "--out-dir", str(gan), *options(settings)]  # fmt: skip
     assert train.main(argv) == 0
     G, ckpt = load_network(gan / "network.pt")
     assert G.arch == ARCH and ckpt["training"]["data"]["fold"] == 1
     assert (gan / "checkpoint.pt").exists() and len(list((gan / "samples").glob("*.png"))) == 2
     assert not set(read_tsv(gan / "training_set.tsv")["image_id"]) & set(folds.loc[folds["fold"] == 1, "image_id"])
+    # Two snapshots measured; network.pt holds the one with the lowest KID, and says so.
+    metrics = read_tsv(gan / "metrics.tsv")
+    assert list(metrics["kimg"]) == [0.004, 0.008] and metrics[["fid", "kid_mean", "kid_std"]].notna().all().all()
+    assert (metrics["n_fake"] == 12).all() and (metrics["extractor"] == "classifier").all()
+    best = metrics.loc[metrics["kid_mean"].idxmin()]
+    assert ckpt["selected"]["kimg"] == best["kimg"] and metrics.loc[metrics["selected"], "kimg"].item() == best["kimg"]
+    kept = torch.load(gan / "snapshots" / f"kimg{best['kimg']:09.3f}.pt", weights_only=True)["G_ema"]
+    assert all(torch.equal(kept[name], ckpt["G_ema"][name]) for name in kept)
+    assert len(list((gan / "snapshots").glob("*.pt"))) <= 2 and (gan / "metrics.png").is_file()
+    assert f"kimg {best['kimg']:g} (gan.select best_kid)" in (gan / "metrics.tsv").read_text().splitlines()[1]
+
+    grid, strips = tmp_path / "grid.png", tmp_path / "strips.png"
+    figure_argv = ["--network", str(gan / "network.pt"), "--fold", "1", "--grid", str(grid),
+                   "--progression", str(strips), *options({"seed": 1, "device": "cpu"})]  # fmt: skip
+    assert figures.main(figure_argv) == 0 and grid.is_file() and strips.is_file()
 
     assert (
         fakes.main(
@@ -157,6 +174,16 @@ def test_commands_train_a_gan_and_write_every_fake_type(tmp_path, folds):
         assert all(Path(p).is_file() for p in manifest["path"]) and (out / "sample_grid.png").is_file()
         assert (manifest["fold"] == 1).all() and (manifest["fake_type"] == fake_type).all()
     assert (tmp_path / "fakes" / "fold1" / "age_progression" / "progression_strips.png").is_file()
+    for fake_type in ("age_progression", "blended_55"):
+        out = tmp_path / f"fidelity_{fake_type}.tsv"
+        fidelity_argv = ["--fakes", str(tmp_path / "fakes" / "fold1" / fake_type / "manifest.tsv"),
+                         "--classifiers", *map(str, classifiers), "--cache", str(tmp_path / "cache"),
+                         "--folds", str(tmp_path / "folds.tsv"), *options({"device": "cpu"}),
+                         "--out", str(out), "--figure", str(out.with_suffix(".png"))]  # fmt: skip
+        assert fidelity.main(fidelity_argv) == 0 and out.with_suffix(".png").is_file()
+        table = read_tsv(out)
+        assert set(table["fold"].astype(str)) == {"1", "all"} and (table["fake_type"] == fake_type).all()
+        assert table[["share_intended", "real_share_intended"]].apply(lambda c: c.between(0, 1)).all().all()
     with pytest.raises(SystemExit, match="fold 1's GAN, not fold 0's"):
         fakes.main(
             [

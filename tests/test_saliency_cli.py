@@ -149,7 +149,7 @@ def test_composites_files_and_means(study, tmp_path):
         np.testing.assert_allclose(saved["faces"][0], faces.round(), atol=0.5 + 1e-9)
 
 
-def test_permutation_test_table_and_figures(study, tmp_path):
+def test_permutation_test_table_size_check_and_figures(study, tmp_path):
     args = [
         "permutation-test",
         "--maps-dir",
@@ -159,6 +159,7 @@ def test_permutation_test_table_and_figures(study, tmp_path):
         *options(
             {
                 "saliency.permutations": 20,
+                "saliency.size_check": {"replicates": 30, "permutations": 9},
                 "seed": 100,
                 "device": "cpu",
                 "saliency.embedding": "classifier",
@@ -170,21 +171,26 @@ def test_permutation_test_table_and_figures(study, tmp_path):
     ]
     assert cli([*args, "--out-dir", str(tmp_path)]) == 0
     table = read_tsv(tmp_path / "permutation.tsv")
-    assert len(table) == 2 * (10 + 1) and (table["kind"] == "null").sum() == 2
-    header = (tmp_path / "permutation.tsv").read_text().splitlines()[0]
-    assert header.startswith("# embedding classifier")
+    assert len(table) == 2 * 10 and "kind" not in table.columns  # every age pair, no null pair any more
+    header = "\n".join(line for line in (tmp_path / "permutation.tsv").read_text().splitlines() if line[0] == "#")
+    assert header.startswith("# embedding classifier") and "q_within_disease: Benjamini-Hochberg" in header
+    assert "WS: size check: " in header and "22q: size check: " in header
     tested = table.dropna(subset=["p_value"])
-    assert ((tested["p_value"] >= 1 / 21) & (tested["p_value"] <= 1)).all()
-    np.testing.assert_allclose(tested["rank"], 1 - (tested["p_value"] * 21 - 1) / 20, atol=1e-12)
-    ws = table.set_index(["disease", "group_a", "group_b"]).loc[("WS", "infant", "older_adult")]
-    assert (ws["n_a"], ws["n_b"]) == (3, 3)
-    null = table[(table["disease"] == "WS") & (table["kind"] == "null")].iloc[0]
-    assert null["group_a"] == "infant:half1" and (null["n_a"], null["n_b"]) == (1, 2)
+    assert tested["exact"].all() and not tested["p_at_floor"].any()  # a few images each: every split enumerated
+    np.testing.assert_allclose(tested["rank"], 1 - tested["p_value"], atol=1e-12)
+    ws = table.set_index(["disease", "group_a", "group_b"])
+    assert ws.loc[("WS", "infant", "older_adult"), ["n_a", "n_b", "n_relabellings"]].tolist() == [3, 3, 10]
+    assert ws.loc[("WS", "infant", "child"), "n_relabellings"] == 10  # C(5, 2): unequal groups, no mirror
     assert (table[table["n_a"] * table["n_b"] == 0]["p_value"].isna()).all()
+    assert tested["q_within_disease"].notna().all() and tested["q_all"].notna().all()
+    checks = read_tsv(tmp_path / "size_check.tsv").set_index("disease")
+    assert checks.index.tolist() == ["WS", "22q"] and (checks["replicates"] == 30).all() and checks["exact"].all()
+    assert (checks["rate_ci_high"] > checks["rate_ci_low"]).all() and checks["passed"].all()
     assert (tmp_path / "permutation_WS.png").is_file() and (tmp_path / "permutation_22q.png").is_file()
     again = tmp_path / "again"
     assert cli([*args, "--out-dir", str(again)]) == 0
     pd.testing.assert_frame_equal(read_tsv(again / "permutation.tsv"), table)
+    pd.testing.assert_frame_equal(read_tsv(again / "size_check.tsv"), read_tsv(tmp_path / "size_check.tsv"))
 
 
 def test_truth_check_on_demo_region_masks(study, tmp_path):
@@ -250,11 +256,26 @@ def test_pixel_embedding_is_the_distance_between_mean_maps(study, tmp_path):
         "permutation-test",
         "--maps-dir",
         str(study["maps_dir"]),
-        *options({"saliency.embedding": "pixels", "saliency.diseases": ["WS"], "saliency.permutations": 10, "seed": 3}),
+        *options(
+            {
+                "saliency.embedding": "pixels",
+                "saliency.diseases": ["WS"],
+                "saliency.permutations": 10,
+                "saliency.max_exact": 0,  # Monte Carlo: 10 random splits
+                "saliency.size_check": {"replicates": 0, "permutations": 9},
+                "seed": 3,
+            }
+        ),
     ]
     assert cli([*args, "--out-dir", str(tmp_path)]) == 0
     table = read_tsv(tmp_path / "permutation.tsv").set_index(["group_a", "group_b"])
     assert (tmp_path / "permutation.tsv").read_text().startswith("# embedding pixels")
+    tested = table.dropna(subset=["p_value"])
+    assert not tested["exact"].any() and (tested["n_relabellings"] == 10).all()
+    assert ((tested["p_value"] >= 1 / 11) & (tested["p_value"] <= 1)).all()
+    np.testing.assert_allclose(tested["rank"], 1 - (tested["p_value"] * 11 - 1) / 10, atol=1e-12)
+    assert read_tsv(tmp_path / "size_check.tsv").empty
+    assert "size check skipped" in (tmp_path / "size_check.tsv").read_text()
     maps = np.clip(np.load(study["maps_dir"] / "maps.npy"), 0, None)
     index = read_tsv(study["maps_dir"] / "index.tsv")
     ws = (index["disease"] == "WS").to_numpy()

@@ -121,8 +121,9 @@ def test_paper_config_plans_in_shards_quickly(tmp_path):
     assert plan.returncode == 0, plan.stderr
     jobs = _job_counts(plan.stdout)
     print(f"paper-size dry-run: {seconds:.1f} s, {sum(jobs.values())} jobs: {jobs}")
-    # The pretrained weights (EfficientNet-B4 for classifier and embedding, FFHQ-256) are fetched first.
-    assert jobs["fetch_weights"] == 2
+    # The pretrained weights (EfficientNet-B4 for classifier and embedding, FFHQ-256, Inception-v3
+    # for the GANs' FID) are fetched first.
+    assert jobs["fetch_weights"] == 3
     # No stage plans one job per image: the whole study is a few hundred jobs at most.
     assert sum(jobs.values()) < 1_000
     assert max(jobs.values()) < 200
@@ -190,6 +191,72 @@ def test_whole_study_runs_end_to_end_on_a_tiny_demo(tiny_run):
 
     rerun = run_snakemake(["-n", *TINY_CONFIGS], tiny_run)
     assert "Nothing to be done" in rerun.stdout + rerun.stderr
+
+
+def _header(path) -> str:
+    return "\n".join(line for line in path.read_text().splitlines() if line.startswith("#"))
+
+
+def _intervals_have_width(table: pd.DataFrame, estimate: str, low: str, high: str) -> None:
+    """Every interval contains its estimate and has width, also at 0/n and n/n."""
+    rows = table.dropna(subset=[estimate])
+    assert len(rows), estimate
+    assert (rows[high] > rows[low]).all(), rows[[estimate, low, high]][rows[high] <= rows[low]]
+    assert ((rows[low] <= rows[estimate] + 1e-12) & (rows[estimate] <= rows[high] + 1e-12)).all(), estimate
+
+
+@pytest.mark.slow
+def test_tables_name_their_tests_and_no_interval_is_zero_width(tiny_run):
+    """Table 1, Table 2, clinicians.tsv and permutation.tsv say in their header which unit, test,
+    interval and q family they use; no interval is zero-width, including the groups the model gets
+    all right or all wrong (plenty with the tiny run's 2 images per group)."""
+    results = tiny_run / "results"
+
+    table2 = read_tsv(results / "table2.tsv")
+    header = _header(results / "table2.tsv")
+    assert "unit: the test image" in header and "Clopper-Pearson exact 95% interval per class" in header
+    assert "average: MOVER-Wilson" in header
+    for column in ("real", "+age_progression", "+blended_55"):
+        _intervals_have_width(table2, column, f"{column}_ci_low", f"{column}_ci_high")
+
+    table1 = read_tsv(results / "table1.tsv")
+    header = _header(results / "table1.tsv")
+    for phrase in (
+        "SIMULATED",
+        "Korn-Graubard",
+        "Clopper-Pearson",
+        "unit: image",
+        "Poisson-binomial",
+        "unit: rater",
+        "q = Benjamini-Hochberg within each variant x survey x truth of Table 1",
+        "chosen on the validation folds",
+    ):
+        assert phrase in header, phrase
+    assert table1["best_fake_selected_on"].eq("validation").all()
+    _intervals_have_width(table1, "human", "human_ci_low", "human_ci_high")
+    for name in ("model_real", "model_best_fake"):
+        _intervals_have_width(table1, name, f"{name}_ci_low", f"{name}_ci_high")
+    assert table1["model_real"].isin([0.0, 1.0]).any()  # the 0/n or n/n case is there to check
+
+    clinicians = read_tsv(results / "clinicians.tsv")
+    header = _header(results / "clinicians.tsv")
+    for phrase in ("p_count (unit: image)", "(unit: rater)", "p_paper_ttest = the paper's", "p_mixed = logistic mixed"):
+        assert phrase in header, phrase
+    assert "q = Benjamini-Hochberg within each variant x survey x truth" in header
+    _intervals_have_width(clinicians, "human_accuracy", "human_ci_low", "human_ci_high")
+    _intervals_have_width(clinicians, "model_accuracy", "model_ci_low", "model_ci_high")
+    surveys = clinicians[clinicians["level"] == "survey"]
+    assert surveys[["p_count", "p_paper_ttest", "p_mixed"]].notna().all().all()
+
+    permutation = read_tsv(results / "saliency/real/permutation.tsv")
+    header = _header(results / "saliency/real/permutation.tsv")
+    for phrase in ("unit: the image", "p_value: exact", "q_within_disease: Benjamini-Hochberg", "q_all:"):
+        assert phrase in header, phrase
+    assert len(permutation) == 3 * 10 and "kind" not in permutation.columns
+    checks = read_tsv(results / "saliency/real/size_check.tsv")
+    assert checks["disease"].tolist() == ["WS", "22q", "control"] and checks["passed"].all()
+    assert all(f"{d}: size check: " in header for d in checks["disease"])
+    _intervals_have_width(checks, "rate", "rate_ci_low", "rate_ci_high")
 
 
 def test_table2_target_plans_only_what_table2_needs(tmp_path):

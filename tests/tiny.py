@@ -126,3 +126,25 @@ def write_cache(folds: pd.DataFrame, directory: Path) -> None:
     directory.mkdir(parents=True)
     np.save(directory / "images.npy", np.random.default_rng(0).integers(0, 256, (len(index), 8, 8, 3), dtype=np.uint8))
     write_tsv(index, directory / "index.tsv")
+
+
+def write_untrained_classifier(path: Path, fold: int, image_size: int = SIZE, seed: int = 0) -> Path:
+    """A randomly initialised test_efficientnet fold model in the train-classifier checkpoint format
+    (what the GAN's metrics and the fake-fidelity check load): enough to run their code paths."""
+    from syndface.classify.model import build_classifier
+
+    arch = {"name": "test_efficientnet", "num_classes": len(DISEASES), "dropout": 0.0, "msd_samples": 1}
+    with torch.random.fork_rng(devices=[]):  # leave the caller's random stream alone
+        torch.manual_seed(seed)
+        model = build_classifier(**arch)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {
+            "arch": {**arch, "image_size": image_size},
+            "classes": list(DISEASES),
+            "state_dict": model.state_dict(),
+            "fold": fold,
+        },
+        path,
+    )
+    return path

@@ -46,6 +46,16 @@ COMMANDS: dict[str, Command] = {
         "syndface.gan.options:FakesOptions",
         "render one fake-image type from a fold's GAN, with soft labels",
     ),
+    "gan-figures": Command(
+        "syndface.gan.figures",
+        "syndface.gan.options:FakesOptions",
+        "a fold's chosen GAN snapshot: disease x age grid and age-progression strips",
+    ),
+    "fake-fidelity": Command(
+        "syndface.gan.fidelity",
+        "syndface.gan.options:FidelityOptions",
+        "label fidelity of one fake type: the real-only classifiers' verdict per intended disease x age",
+    ),
     "privacy-audit": Command(
         "syndface.gan.privacy",
         "syndface.gan.options:PrivacyOptions",
@@ -122,10 +132,12 @@ COMMANDS: dict[str, Command] = {
     "evaluate-classifier": Command(
         "syndface.classify.evaluate",
         "syndface.classify.options:EvaluateOptions",
-        "per-class, per-group and two-way accuracy with bootstrap intervals; confusion matrix",
+        "per-class, per-group and two-way accuracy with exact intervals; confusion matrix",
     ),
     "make-table2": Command(
-        "syndface.classify.table2", None, "Table 2: per-class and average accuracy of every variant"
+        "syndface.classify.table2",
+        "syndface.classify.options:Table2Options",
+        "Table 2: per-class and average accuracy of every variant",
     ),
     "predict-out-of-fold": Command(
         "syndface.evaluation.out_of_fold",

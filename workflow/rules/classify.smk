@@ -21,7 +21,7 @@ rule train_classifier:
         **gpu_resources(runtime=720, mem_mb=64000, cpus_per_task=8, training=True),
     params:
         out_dir=subpath(output.model, parent=True),
-        options=get_options("train-classifier"),
+        options=get_train_options,
         launch=get_launcher(),
         fakes=get_fakes_flag,
         pretrained=get_path_flags("--pretrained", get_pretrained()),
@@ -100,5 +100,6 @@ rule make_table2:
     params:
         metrics=get_variant_metrics_args(),
         tta=get_tta_metrics_args(),
+        options=get_options("make-table2"),
     shell:
-        "syndface make-table2 --metrics {params.metrics} {params.tta} --out {output} > {log} 2>&1"
+        "syndface make-table2 --metrics {params.metrics} {params.tta} --options {params.options:q} --out {output} > {log} 2>&1"

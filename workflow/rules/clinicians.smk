@@ -40,7 +40,7 @@ rule compare_clinicians:
     input:
         surveys=get_surveys(),
         predictions=get_predictions(),
-        table2="results/table2.tsv",
+        selection=get_best_fake_inputs(),
     output:
         table1=report(
             "results/table1.tsv",
@@ -67,8 +67,9 @@ rule compare_clinicians:
         "../../envs/cpu.yaml"
     params:
         predictions=get_predictions_args(),
+        selection=get_best_fake_args(),
         options=get_options("compare-clinicians"),
     shell:
-        "syndface compare-clinicians --survey {input.surveys} {params.predictions} --table2 {input.table2}"
+        "syndface compare-clinicians --survey {input.surveys} {params.predictions} {params.selection}"
         " --options {params.options:q} --table1 {output.table1} --clinicians {output.clinicians}"
         " --images {output.images} --figure {output.figure} > {log} 2>&1"

@@ -1,4 +1,5 @@
 # Helpers shared by the workflow: config validation, input functions (get_*), constants.
+import json
 import re
 import sys
 
@@ -6,6 +7,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from syndface import config as syndface_config
+from syndface.classify.options import loss_normalisation_for
 from syndface.cli import options_class
 from syndface.launch import launcher
 from syndface.options import CONFIG_SCHEMA, options_json
@@ -25,6 +27,15 @@ def get_options(command):
     """The --options value of `syndface <command>`: exactly the config keys its options class reads.
     Rules pass it as a param, so a changed key reruns exactly the jobs whose commands read it."""
     return options_json(options_class(command), config)
+
+
+def get_train_options(wildcards):
+    """train-classifier's --options for one variant, its loss normalisation resolved to the variant's
+    family: a changed `classifier.loss_normalisation.fakes` retrains the fake variants only."""
+    options = json.loads(get_options("train-classifier"))
+    classifier = options["classifier"]
+    classifier["loss_normalisation"] = loss_normalisation_for(wildcards.variant, classifier["loss_normalisation"])
+    return json.dumps(options, sort_keys=True)
 
 
 def get_launcher():
@@ -80,7 +91,9 @@ GPU_RULES = [
     "train_classifier",
     "predict_classifier",
     "train_gan",
+    "gan_figures",
     "generate_fakes",
+    "fake_fidelity",
     "occlusion_maps",
     "permutation_test",
     "predict_out_of_fold",
@@ -252,6 +265,28 @@ def get_ffhq_weights():
     return [path] if path else []
 
 
+def get_real_classifiers():
+    """The real-only fold classifiers (they use no fakes, so the GAN may depend on them)."""
+    return [f"results/classifier/real/fold{k}/model.pt" for k in FOLDS]
+
+
+def get_gan_metric_features(wildcards):
+    """What train_gan's FID/KID features need: the fold's real-only classifier, or the Inception file."""
+    if config["gan"]["metric_extractor"] == "classifier":
+        return [f"results/classifier/real/fold{wildcards.fold}/model.pt"]
+    path = config["gan"]["inception_weights"]
+    return [path] if path else []
+
+
+def get_gan_metric_flags(wildcards):
+    flag = "--classifier" if config["gan"]["metric_extractor"] == "classifier" else "--inception-weights"
+    return get_path_flags(flag, get_gan_metric_features(wildcards))
+
+
+def get_fake_manifests_of_type(wildcards):
+    return [f"results/fakes/fold{k}/{wildcards.fake_type}/manifest.tsv" for k in FOLDS]
+
+
 def get_fakes_for_variant(wildcards):
     """The fold's GAN fakes of the variant's type (none for `real`)."""
     fake_type = variant_fake_type(wildcards.variant)
@@ -307,6 +342,31 @@ def get_predictions():
 
 def get_predictions_args():
     return " ".join(f"--predictions {variant}={path}" for variant, path in zip(get_variants(), get_predictions()))
+
+
+def get_fake_histories():
+    """(variant, history.tsv) of every fold model of every fake variant of Table 2."""
+    return [
+        (v, f"results/classifier/{v}/fold{k}/history.tsv")
+        for v in get_variants()
+        if variant_fake_type(v)
+        for k in FOLDS
+    ]
+
+
+def get_best_fake_inputs():
+    """What Table 1's best fake variant is chosen on: the fake variants' validation histories, or
+    (clinicians.best_fake_selection: test, the paper's choice) Table 2."""
+    if config["clinicians"]["best_fake_selection"] == "test":
+        return ["results/table2.tsv"]
+    return [path for _, path in get_fake_histories()]
+
+
+def get_best_fake_args():
+    if config["clinicians"]["best_fake_selection"] == "test":
+        return "--table2 results/table2.tsv"
+    histories = get_fake_histories()
+    return "--histories " + " ".join(f"{v}={path}" for v, path in histories) if histories else ""
 
 
 def get_qualtrics_field(field):
@@ -404,6 +464,8 @@ def get_final_outputs():
         "results/table2.tsv",
         *[f"results/evaluation/{variant}/confusion.png" for variant in get_variants()],
         *(["results/fakes/privacy.tsv"] if get_fake_types() else []),
+        *[f"results/fakes/fidelity_{t}.tsv" for t in get_fake_types()],
+        *[f"results/gan/fold{k}/{name}" for k in FOLDS for name in ("metrics.png", "grid.png", "progression.png")],
         *(["results/table1.tsv"] if get_surveys() else []),
         *get_saliency_outputs(),
         *get_evaluation_outputs(),

@@ -6,10 +6,10 @@
 rule fetch_weights:
     output:
         "resources/weights/{file}",
-    wildcard_constraints:
-        file="|".join(map(re.escape, catalog_files())),
     log:
         "logs/fetch_weights/{file}.log",
+    wildcard_constraints:
+        file="|".join(map(re.escape, catalog_files())),
     localrule: True
     conda:
         "../../envs/cpu.yaml"

@@ -67,6 +67,12 @@ rule permutation_test:
             category="4. Saliency",
             subcategory="Figure 5: permutation test",
         ),
+        size_check=report(
+            "results/saliency/{variant}/size_check.tsv",
+            caption="../report/permutation.rst",
+            category="4. Saliency",
+            subcategory="Figure 5: permutation test",
+        ),
         figures=report(
             expand(
                 "results/saliency/{{variant}}/permutation_{disease}.png",

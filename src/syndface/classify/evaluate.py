@@ -316,8 +316,9 @@ def main(argv: list[str], prog: str = "syndface evaluate-classifier") -> int:
     manifest = read_tsv(args.manifest) if args.manifest else None
     failed = read_tsv(args.failed) if args.failed else None
     surveys = read_survey(args.surveys) if args.surveys else None
+    opts = args.options
     metrics = evaluate(
-        predictions, args.out_dir, args.options.bootstrap, args.options.seed, title, manifest, failed, surveys
+        predictions, args.out_dir, opts.bootstrap, opts.seed, title, manifest, failed, surveys, opts.class_mean_interval
     )
     log.info("%s: %s", title, ", ".join(f"{c} {a:.3f}" for c, a in zip(metrics["class"], metrics["accuracy"])))
     return 0

@@ -11,6 +11,7 @@ Both are sum_i sum_y t_iy w_y CE_iy / Z and differ only in Z. With Z = sum_i sum
 `CrossEntropyLoss(weight=w)`, so the real-only and the GAN-augmented models train on one loss
 scale and Table 2 compares like with like. `normalisation="batch"` (Z = N) reproduces the
 paper code's soft form, whose scale moves with each batch's class mix (N / sum_i w[y_i]).
+Which one a variant trains with is `syndface.classify.options.loss_normalisation_for`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-LOSS_NORMALISATIONS = ("weights", "batch")
+from syndface.classify.options import LOSS_NORMALISATIONS
 
 
 def loss_denominator(targets: torch.Tensor, weights: torch.Tensor, normalisation: str = "weights") -> torch.Tensor:
@@ -45,19 +46,3 @@ def weighted_cross_entropy(
         denominator = loss_denominator(targets, weights, normalisation)
     weighted = targets.float() * weights.to(targets.device, torch.float32)[None, :]
     return -(weighted * F.log_softmax(logits.float(), dim=1)).sum() / denominator
-
-
-def loss_normalisation_for(variant: str, setting: str | dict[str, str]) -> str:
-    """The loss normalisation of a variant: one value for every variant, or one per family
-    ({"real": ..., "fakes": ...}); the paper's code used {"real": "weights", "fakes": "batch"}."""
-    if isinstance(setting, str):
-        choice = setting
-    else:
-        if set(setting) != {"real", "fakes"}:
-            raise ValueError(
-                f"loss_normalisation per family needs exactly the keys real and fakes, got {sorted(setting)}"
-            )
-        choice = setting["real" if variant == "real" else "fakes"]
-    if choice not in LOSS_NORMALISATIONS:
-        raise ValueError(f"unknown loss normalisation {choice!r}; allowed: {', '.join(LOSS_NORMALISATIONS)}")
-    return choice

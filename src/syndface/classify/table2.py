@@ -2,7 +2,9 @@
 
 Rows WS, 22q, control, unaffected, average (the unweighted class mean); one column per variant
 given, in the paper's order: real, +unrelated, +age_related, +age_progression, +blended_55,
-+blended_75. Values are accuracies as fractions; --ci adds each column's 95 % interval.
++blended_75. Values are accuracies as fractions, each with its 95 % interval from the metrics
+(`<column>_ci_low`, `<column>_ci_high`); the header names the unit and the interval methods
+(Clopper-Pearson per class; classifier.class_mean_interval for the average).
 
 When the metrics carry the test-set accounting (`evaluate` given the manifest), three columns
 follow `class`: `n_test` (test images in the manifest), `n_evaluated` and `n_excluded` (the
@@ -17,8 +19,10 @@ import argparse
 import pandas as pd
 
 from syndface.classify.evaluate import AVERAGE
+from syndface.classify.options import Table2Options
 from syndface.intervals import interval_note
 from syndface.io import read_tsv, variant_paths, write_tsv
+from syndface.options import add_options_argument
 from syndface.taxonomy import DISEASES, VARIANTS, variant_fake_type
 
 ROWS = (*DISEASES, AVERAGE)
@@ -117,11 +121,13 @@ def main(argv: list[str], prog: str = "syndface make-table2") -> int:
         metavar="VARIANT=PATH",
         help="test-time-augmented metrics of a variant (syndface predict-tta, evaluate-classifier): column '<variant> (TTA)'",
     )
+    add_options_argument(p, Table2Options)
     p.add_argument("--out", required=True, help="results/table2.tsv")
     args = p.parse_args(argv)
+    opts = args.options
     paths = variant_paths(args.metrics, "--metrics")
     table = make_table2({variant: read_tsv(path) for variant, path in paths.items()}, with_ci=True)
-    header = ["Table 2: test accuracy (recall) per class and their unweighted mean (average), as fractions"]
+    header = table2_header(opts.class_mean_interval, with_ci=True, n_boot=opts.bootstrap, seed=opts.seed)
     tta = {variant: read_tsv(path) for variant, path in variant_paths(args.tta, "--tta").items()}
     if tta:
         table = add_tta_columns(table, tta, with_ci=True)

@@ -4,12 +4,21 @@ As the paper's code (../shared/notes/paper-code-facts.md section 2): the network
 `build_classifier`, class-weighted cross-entropy, Adam without weight decay, the warm-up x10 +
 cosine schedule stepped per epoch, validation on the held-out fold, the best epoch by balanced
 accuracy on the fold's cohort images (source == cohort: FairFace's role plays no part in it,
-predicting `unaffected` for a cohort image counts as an error), early stop after `early_stop`
-epochs without a (strict) gain.
+predicting `unaffected` for a cohort image counts as an error; only a strict gain counts).
+Early stop (`early_stop_rule`, `syndface.classify.schedule`): `paper` is the paper's loop, the
+best starting at 0 and training stopping once `epoch - best_epoch > early_stop`; `patience` stops
+after `early_stop` epochs without a gain. Under the paper's rule an epoch at 0 is no gain, so a
+run may end with no best epoch at all (its code then saved no model): model.pt then holds the
+last epoch's weights, and the log and history.tsv (header and column `kept`) say so. The loss
+normalisation (`syndface.classify.loss`) is resolved per variant family before training
+(`syndface.classify.options.loss_normalisation_for`: one value, or {real: ..., fakes: ...} as
+the paper's code had it).
 
-Outputs in --out-dir: `model.pt` (the best epoch; `load_classifier` reads it), `history.tsv`
-(every epoch: lr, loss, validation accuracies, seconds) and, while training, `checkpoint.pt`:
-model, optimiser, the epoch, the best so far, patience and every random state (global torch
+Outputs in --out-dir: `model.pt` (the kept epoch; `load_classifier` reads it), `history.tsv`
+(every epoch: lr, loss, validation accuracies, whether it was a gain (`best`), whether model.pt
+holds its weights (`kept`), seconds; Table 1's best fake variant is chosen from its validation
+balanced accuracy at the kept epoch, `syndface.classify.selection`) and, while training,
+`checkpoint.pt`: model, optimiser, the epoch, the best so far and every random state (global torch
 RNG for dropout, the data-order and augmentation generators), written atomically at every epoch
 end. A rerun of a killed job resumes from it and ends with the same weights as an uninterrupted
 run (bitwise on CPU). The learning rate is a pure function of the epoch (`schedule.paper_lr`), so
@@ -46,10 +55,10 @@ from syndface import __version__
 from syndface.classify.augment import AUGMENT_MODES, BatchAugment
 from syndface.classify.data import FoldData, ImageSet, load_fold_data
 from syndface.classify.evaluate import balanced_accuracy
-from syndface.classify.loss import LOSS_NORMALISATIONS, loss_denominator, weighted_cross_entropy
+from syndface.classify.loss import loss_denominator, weighted_cross_entropy
 from syndface.classify.model import arch_of, build_classifier, normalise, to_unit_float
-from syndface.classify.options import TrainOptions
-from syndface.classify.schedule import paper_lr
+from syndface.classify.options import LOSS_NORMALISATIONS, TrainOptions, loss_normalisation_for
+from syndface.classify.schedule import EARLY_STOP_RULES, improves, initial_best, paper_lr, stop_after_epoch
 from syndface.io import save_torch, write_tsv
 from syndface.log import format_seconds, get_logger, progress
 from syndface.memory import enable_activation_checkpointing
@@ -109,13 +118,20 @@ class TrainState:
     """What changes from epoch to epoch; together with TrainConfig it is the checkpoint."""
 
     epoch: int = 0  # epochs completed
-    best_metric: float = -math.inf
-    best_epoch: int = 0
-    patience: int = 0
+    best_metric: float = -math.inf  # initial_best(rule) before the first epoch
+    best_epoch: int = 0  # 0 = no epoch was a gain (yet)
     history: list[dict[str, Any]] = field(default_factory=list)
 
+    def stopped_early(self, cfg: TrainConfig) -> bool:
+        return self.epoch > 0 and stop_after_epoch(self.epoch, self.best_epoch, cfg.early_stop, cfg.early_stop_rule)
+
     def finished(self, cfg: TrainConfig) -> bool:
-        return self.epoch >= cfg.epochs or self.patience >= cfg.early_stop
+        return self.epoch >= cfg.epochs or self.stopped_early(cfg)
+
+    @property
+    def kept_epoch(self) -> int:
+        """The epoch whose weights model.pt holds: the best, or the last when none was a gain."""
+        return self.best_epoch or self.epoch
 
 
 def batches(n: int, batch_size: int, generator: torch.Generator, drop_last: bool) -> list[np.ndarray]:
@@ -311,7 +327,7 @@ class Trainer:
             cfg.augment, torch.Generator().manual_seed(derive_seed(cfg.seed, "classifier", "augment", cfg.fold))
         )
         self.weights = cfg.weights().to(device)
-        self.state = TrainState()
+        self.state = TrainState(best_metric=initial_best(cfg.early_stop_rule))
         self.best_weights: dict[str, torch.Tensor] = {}
 
     def runtime(self) -> dict[str, Any]:
@@ -400,8 +416,13 @@ class Trainer:
             self.state.best_epoch,
         )
 
+    def kept_metric(self) -> float:
+        """The kept epoch's cohort balanced accuracy."""
+        rows = [row for row in self.state.history if row["epoch"] == self.state.kept_epoch]
+        return float(rows[0]["val_cohort_balanced_accuracy"]) if rows else float("nan")
+
     def save_best(self) -> None:
-        """model.pt from the best epoch's weights (kept in the checkpoint too, so a model.pt that a
+        """model.pt from the kept epoch's weights (kept in the checkpoint too, so a model.pt that a
         workflow manager deleted after a kill is rewritten when the resumed run ends)."""
         save_torch(
             {
@@ -409,8 +430,9 @@ class Trainer:
                 "classes": list(DISEASES),
                 "state_dict": self.best_weights,
                 "fold": self.cfg.fold,
-                "epoch": self.state.best_epoch,
-                "val_cohort_balanced_accuracy": self.state.best_metric,
+                "epoch": self.state.kept_epoch,
+                "best_epoch": self.state.best_epoch,
+                "val_cohort_balanced_accuracy": self.kept_metric(),
                 "train_config": asdict(self.cfg),
                 **self.provenance(),
                 "runtime": self.runtime(),
@@ -418,14 +440,32 @@ class Trainer:
             self.out_dir / MODEL_FILE,
         )
 
+    def kept_note(self) -> str:
+        if self.state.best_epoch:
+            return (
+                f"best epoch {self.state.best_epoch} (cohort balanced accuracy {self.state.best_metric:.4f}), "
+                "whose weights model.pt holds"
+            )
+        return (
+            f"no epoch's cohort balanced accuracy beat {initial_best(self.cfg.early_stop_rule):g} "
+            f"(the {self.cfg.early_stop_rule} early-stop rule's starting best): model.pt holds the last epoch's "
+            f"weights (epoch {self.state.kept_epoch})"
+        )
+
     def write_history(self) -> None:
         header = [
-            f"classifier {self.cfg.model} fold {self.cfg.fold}: best epoch {self.state.best_epoch} "
-            f"(cohort balanced accuracy {self.state.best_metric:.4f})"
+            f"classifier {self.cfg.model} fold {self.cfg.fold}: {self.kept_note()}",
+            f"early stop: {self.cfg.early_stop_rule} rule, early_stop {self.cfg.early_stop}; "
+            "best = a strict gain in val_cohort_balanced_accuracy; kept = the epoch model.pt holds",
         ]
-        write_tsv(pd.DataFrame(self.state.history), self.out_dir / HISTORY_FILE, header_lines=header)
+        history = pd.DataFrame(self.state.history)
+        history["kept"] = history["epoch"] == self.state.kept_epoch
+        write_tsv(history, self.out_dir / HISTORY_FILE, header_lines=header)
 
     # --- training -----------------------------------------------------------------------------
+    def weights_now(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().contiguous().clone() for k, v in self.model.state_dict().items()}
+
     def run_epoch(self, data: FoldData, targets: torch.Tensor, epoch: int) -> tuple[float, float]:
         """Train one epoch at its scheduled rate; returns (lr, mean batch loss)."""
         lr = paper_lr(epoch, self.cfg.lr, self.cfg.epochs, self.cfg.warmup_factor)
@@ -469,26 +509,18 @@ class Trainer:
             lr, loss = self.run_epoch(data, targets, epoch)
             metrics = validate(self.model, data, self.cfg.batch_size, self.precision, self.device, self.env)
             self.state.epoch = epoch
-            improved = metrics["val_cohort_balanced_accuracy"] > self.state.best_metric
+            improved = improves(metrics["val_cohort_balanced_accuracy"], self.state.best_metric)
             if improved:
-                self.state.best_metric, self.state.best_epoch, self.state.patience = (
-                    metrics["val_cohort_balanced_accuracy"],
-                    epoch,
-                    0,
-                )
-                self.best_weights = {
-                    k: v.detach().cpu().contiguous().clone() for k, v in self.model.state_dict().items()
-                }
-                if self.env.is_main:
-                    self.save_best()
-            else:
-                self.state.patience += 1
+                self.state.best_metric, self.state.best_epoch = metrics["val_cohort_balanced_accuracy"], epoch
+                self.best_weights = self.weights_now()
             seconds = time.monotonic() - start
             self.state.history.append(
                 {"epoch": epoch, "lr": lr, "loss": loss, **metrics, "best": improved, "seconds": round(seconds, 3)}
             )
             checkpoint = self.checkpoint()
             if self.env.is_main:
+                if improved:
+                    self.save_best()
                 self.write_history()
                 save_torch(checkpoint, self.out_dir / CHECKPOINT_FILE)
             epochs_here += 1
@@ -507,8 +539,17 @@ class Trainer:
                 seconds,
                 format_seconds(mean_s * (self.cfg.epochs - epoch)),
             )
-        if self.state.patience >= self.cfg.early_stop and self.state.epoch < self.cfg.epochs:
-            log.info("early stop after epoch %d: no gain for %d epochs", self.state.epoch, self.state.patience)
+        if self.state.stopped_early(self.cfg) and self.state.epoch < self.cfg.epochs:
+            log.info(
+                "early stop after epoch %d (%s rule, early_stop %d): best epoch %d",
+                self.state.epoch,
+                self.cfg.early_stop_rule,
+                self.cfg.early_stop,
+                self.state.best_epoch,
+            )
+        if not self.state.best_epoch:
+            self.best_weights = self.weights_now()
+            log.warning("fold %d: %s", self.cfg.fold, self.kept_note())
         if self.env.is_main:
             self.save_best()
             self.write_history()
@@ -533,8 +574,11 @@ def train_classifier(
         raise ValueError(f"unknown label mode {cfg.label_mode!r}; allowed: hard, soft")
     if cfg.loss_normalisation not in LOSS_NORMALISATIONS:
         raise ValueError(
-            f"unknown loss normalisation {cfg.loss_normalisation!r}; allowed: {', '.join(LOSS_NORMALISATIONS)}"
+            f"unknown loss normalisation {cfg.loss_normalisation!r} (resolve a per-family setting with "
+            f"loss_normalisation_for); allowed: {', '.join(LOSS_NORMALISATIONS)}"
         )
+    if cfg.early_stop_rule not in EARLY_STOP_RULES:
+        raise ValueError(f"unknown early-stop rule {cfg.early_stop_rule!r}; allowed: {', '.join(EARLY_STOP_RULES)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     env, dev = init_distributed(resolve_device(cfg.device))
@@ -588,8 +632,10 @@ def main(argv: list[str], prog: str = "syndface train-classifier") -> int:
     fake_type = variant_fake_type(args.variant)
     if bool(fake_type) != bool(args.fakes):
         p.error(f"variant {args.variant} needs --fakes exactly when it trains on fakes")
+    settings = args.options.options()
+    settings["loss_normalisation"] = loss_normalisation_for(args.variant, settings["loss_normalisation"])
     cfg = TrainConfig(
-        **args.options.options(),
+        **settings,
         cache=args.cache,
         folds=args.folds,
         fold=args.fold,

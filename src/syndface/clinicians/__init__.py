@@ -4,10 +4,9 @@
 - `qualtrics`: `syndface import-survey`, a Qualtrics CSV export -> long table + rejects.
 - `simulate`: `syndface simulate-survey`, SIMULATED raters for the demo cohort.
 - `paper`: the paper's clinician accuracies (Table 1, Human), with their source.
-- `stats`: the former tests (sign-flip permutation, Wilcoxon; invalid for a 0/1 model answer), kept until the CLI is rewired.
 - `inference`: the valid tests: exact count test, rater-level tests, mixed model, the paper's t.
 - `tables`: clinicians.tsv and Table 1 from `inference`, with their header text.
 - `calibration`: simulated surveys that check the tests' size and power.
-- `compare`: `syndface compare-clinicians`, per image and per age group statistics and Table 1.
+- `compare`: `syndface compare-clinicians`: the per-image table, the best fake variant, and the outputs of `tables`.
 - `figure`: human vs model accuracy by age group.
 """

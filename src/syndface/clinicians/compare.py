@@ -2,69 +2,58 @@
 
 The model answers each survey's own images two-way, as in the paper: in the WS survey whichever
 of P(WS) and P(control) is higher (a tie counts as `other`), likewise for 22q
-(syndface.readout, shared with evaluate-classifier). Outputs:
-- per image (--images): share of raters correct and each variant's answer;
-- per variant x survey x truth x age group (--clinicians): human and model accuracy with 95%
-  intervals (human: bootstrap over images of the share of raters correct; model: Wilson over
-  the images), their difference,
-  the paired permutation p-value (per image, human and model values swapped at random) and
-  Benjamini-Hochberg q-values across the 20 age-group rows of each variant; plus one overall
-  row per variant x survey with the paired t-test (the paper's test), the 95% interval of the
-  difference and the Wilcoxon signed-rank test;
+(syndface.readout, shared with evaluate-classifier). The statistics are
+`syndface.clinicians.tables` (tests from `syndface.clinicians.inference`, each shown to hold its
+level by simulation in tests/test_clinicians_calibration.py). Outputs:
+- per image (--images): raters, share of raters correct and each variant's answer;
+- per variant x survey x truth x age group and per variant x survey (--clinicians): human
+  accuracy (Korn-Graubard interval, images as clusters) and model accuracy (Clopper-Pearson);
+  the exact conditional Poisson-binomial count test (unit: image) and the rater-level paired t
+  and sign tests (unit: rater), with Benjamini-Hochberg q-values over `clinicians.q_family`;
+  per survey also the paper's paired t test over images and a logistic mixed model with rater
+  and image random intercepts;
 - Table 1 (--table1): 10 rows per survey (syndrome and other conditions x 5 age groups) with
-  human, model (real images) and model (best fake variant: highest class-mean accuracy in
-  Table 2) and their permutation p-values;
+  human, model (real images) and model (best fake variant), their p- and q-values;
 - the figure (--figure): human vs model accuracy by age group per survey.
-Human accuracy of a group is the mean over its images of the share of raters correct, the
-quantity the paired tests compare.
+Every table's header names its unit, test, interval and q family.
+
+The best fake variant (`clinicians.best_fake_selection`): `validation` (default) picks the one
+whose fold models have the highest validation balanced accuracy at their kept epoch
+(--histories, `syndface.classify.selection`), so no test image takes part in the choice;
+`test` picks the highest Table 2 average (--table2), the paper's choice, flagged in Table 1's
+header because its p-values are then optimistic.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
+from syndface.classify.selection import SELECTION_NOTE, best_fake_from_histories
 from syndface.clinicians.options import CompareOptions
-from syndface.clinicians.stats import (
-    benjamini_hochberg,
-    bootstrap_mean_interval,
-    paired_tests,
-    permutation_pvalue,
-    wilson_interval,
-)
 from syndface.clinicians.survey import OTHER, is_simulated, read_survey
+from syndface.clinicians.tables import answer_table, clinicians_header, group_statistics, table1, table1_header
 from syndface.io import read_tsv, save_figure, variant_paths, write_tsv
 from syndface.log import get_logger
 from syndface.options import add_options_argument
-from syndface.readout import survey_readout, truth_of
-from syndface.seeding import derive_seed
-from syndface.taxonomy import AGE_GROUPS, SURVEYS, VARIANTS
+from syndface.readout import survey_readout
+from syndface.taxonomy import AGE_GROUPS, SURVEYS, VARIANTS, variant_fake_type
 
 log = get_logger("syndface.clinicians")
 
-ALL = "all"
-TRUTH_LABELS = {OTHER: "other conditions"}
+SIMULATED_NOTE = "human accuracies come from SIMULATED raters (syndface simulate-survey), not clinicians"
 
 
 def human_table(answers: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     """One row per survey image: its truth and age group (from `reference`, indexed by image_id), raters, share correct."""
-    unknown = sorted(set(answers["image_id"]) - set(reference.index))
-    if unknown:
-        raise ValueError(
-            f"survey image(s) without a prediction: {', '.join(unknown[:10])}; the survey set must be the predicted test split"
-        )
-    answers = answers.assign(disease=reference.loc[answers["image_id"], "disease"].to_numpy())
-    answers["truth"] = [truth_of(s, d) for s, d in zip(answers["survey"], answers["disease"])]
-    answers["correct"] = answers["answer"] == answers["truth"]
+    long = answer_table(answers, reference)
     images = (
-        answers.groupby(["survey", "image_id", "truth"], sort=False)
+        long.groupby(["survey", "image_id", "truth", "age_group"], sort=False)
         .agg(n_raters=("correct", "size"), n_correct=("correct", "sum"))
         .reset_index()
     )
-    images["age_group"] = reference.loc[images["image_id"], "age_group"].to_numpy()
     images["human_accuracy"] = images["n_correct"] / images["n_raters"]
     return images
 
@@ -118,70 +107,6 @@ def _sort_key(column: pd.Series) -> pd.Series:
     return column
 
 
-def _summary(images: pd.DataFrame, n_permutations: int, seed: int, alternative: str, keys: tuple) -> dict:
-    """Accuracies, intervals and the permutation p-value of one set of paired images."""
-    model = images["model_correct"].to_numpy(float)
-    human = images["human_accuracy"].to_numpy(float)
-    n_answers = int(images["n_raters"].sum())
-    human_low, human_high = bootstrap_mean_interval(human, 2000, derive_seed(seed, "human-interval", *keys))
-    model_low, model_high = wilson_interval(int(model.sum()), len(model))
-    return {
-        "n_images": len(model),
-        "n_answers": n_answers,
-        "human_accuracy": human.mean(),
-        "human_ci_low": human_low,
-        "human_ci_high": human_high,
-        "model_accuracy": model.mean(),
-        "model_ci_low": model_low,
-        "model_ci_high": model_high,
-        "difference": model.mean() - human.mean(),
-        "p_permutation": permutation_pvalue(
-            model, human, n_permutations, derive_seed(seed, "compare-clinicians", *keys), alternative
-        ),
-    }
-
-
-def group_table(images: pd.DataFrame, n_permutations: int, seed: int, alternative: str = "two-sided") -> pd.DataFrame:
-    """Per variant: a row per survey x truth x age group (q-values across them), then an overall row per survey."""
-    rows = []
-    for variant, by_variant in images.groupby("variant", sort=False):
-        age_rows = []
-        for survey in SURVEYS:
-            for truth in (survey, OTHER):
-                for age in AGE_GROUPS:
-                    group = by_variant[
-                        (by_variant["survey"] == survey)
-                        & (by_variant["truth"] == truth)
-                        & (by_variant["age_group"] == age)
-                    ]
-                    if group.empty:
-                        continue
-                    keys = (variant, survey, truth, age)
-                    age_rows.append(
-                        {"level": "age_group", "variant": variant, "survey": survey, "truth": truth, "age_group": age}
-                        | _summary(group, n_permutations, seed, alternative, keys)
-                    )
-        q = benjamini_hochberg(np.array([r["p_permutation"] for r in age_rows]))
-        for row, q_value in zip(age_rows, q):
-            row["p_permutation_bh"] = q_value
-        rows += age_rows
-        for survey in SURVEYS:
-            group = by_variant[by_variant["survey"] == survey]
-            if group.empty:
-                continue
-            keys = (variant, survey, ALL, ALL)
-            tests = paired_tests(group["model_correct"].to_numpy(float), group["human_accuracy"].to_numpy(float))
-            row = {"level": "survey", "variant": variant, "survey": survey, "truth": ALL, "age_group": ALL}
-            rows.append(row | _summary(group, n_permutations, seed, alternative, keys) | vars(tests))
-    columns = [
-        "level", "variant", "survey", "truth", "age_group", "n_images", "n_answers",
-        "human_accuracy", "human_ci_low", "human_ci_high", "model_accuracy", "model_ci_low", "model_ci_high",
-        "difference", "p_permutation", "p_permutation_bh", "difference_ci_low", "difference_ci_high",
-        "t_statistic", "p_ttest", "wilcoxon_statistic", "p_wilcoxon",
-    ]  # fmt: skip
-    return pd.DataFrame(rows, columns=columns)
-
-
 def best_fake_variant(table2: pd.DataFrame) -> str:
     """The fake variant with the highest class-mean ("average") accuracy in Table 2; ties: taxonomy order.
 
@@ -203,26 +128,6 @@ def best_fake_variant(table2: pd.DataFrame) -> str:
     return max(ordered, key=lambda name: (average[columns[name]], -VARIANTS.index(name)))
 
 
-def table1(groups: pd.DataFrame, best_fake: str | None, simulated: bool) -> pd.DataFrame:
-    """The paper's Table 1: per survey, syndrome and other conditions x 5 age groups."""
-    rows = groups[groups["level"] == "age_group"]
-    real = rows[rows["variant"] == "real"].set_index(["survey", "truth", "age_group"])
-    table = real[["n_images", "human_accuracy"]].rename(columns={"human_accuracy": "human"})
-    table["model_real"] = real["model_accuracy"]
-    table["p_real"] = real["p_permutation"]
-    table["q_real"] = real["p_permutation_bh"]
-    if best_fake is not None:
-        fake = rows[rows["variant"] == best_fake].set_index(["survey", "truth", "age_group"]).reindex(table.index)
-        table["model_best_fake"] = fake["model_accuracy"]
-        table["p_best_fake"] = fake["p_permutation"]
-        table["q_best_fake"] = fake["p_permutation_bh"]
-        table["best_fake_variant"] = best_fake
-    table["simulated"] = simulated
-    table = table.reset_index()
-    table.insert(1, "group", table["truth"].map(lambda t: TRUTH_LABELS.get(t, "disease")))
-    return table
-
-
 def parse_predictions(items: list[str]) -> dict[str, str]:
     """`variant=path` items -> {variant: path}; `real` must be among them."""
     paths = variant_paths(items, "--predictions")
@@ -233,19 +138,61 @@ def parse_predictions(items: list[str]) -> dict[str, str]:
     return paths
 
 
-def choose_best_fake(variants: list[str], table2_path: str | os.PathLike | None) -> str | None:
-    """The best fake variant by Table 2, which must be among the given predictions; None without fake predictions."""
+def parse_histories(items: list[str]) -> dict[str, list[str]]:
+    """`variant=path` items, one per fold model of a fake variant -> {variant: [paths]}."""
+    out: dict[str, list[str]] = {}
+    for item in items:
+        variant, sep, path = item.partition("=")
+        if not sep or not path or variant_fake_type(variant) is None:
+            raise ValueError(
+                f"--histories {item!r} is not FAKE_VARIANT=PATH "
+                "(e.g. real+age_progression=results/classifier/real+age_progression/fold0/history.tsv)"
+            )
+        out.setdefault(variant, []).append(path)
+    return out
+
+
+@dataclass(frozen=True)
+class BestFake:
+    variant: str | None  # None: no fake variant given
+    selected_on: str  # validation, test, or only (a single fake variant: nothing to choose)
+    note: str  # how it was chosen, with the scores compared
+
+
+def choose_best_fake(
+    variants: list[str], selection: str, table2_path: str | None = None, histories: list[str] | None = None
+) -> BestFake:
+    """Table 1's best fake variant among the given predictions, chosen on `selection` (validation or test)."""
     fakes = [v for v in variants if v != "real"]
+    if not fakes:
+        return BestFake(None, selection, "no fake variant given")
+    if selection == "validation":
+        if not histories:
+            if len(fakes) > 1:
+                raise ValueError(
+                    "several fake variants given: pass --histories (their fold models' history.tsv) to choose on "
+                    "the validation folds, or choose on the test images (clinicians.best_fake_selection: test, --table2)"
+                )
+            return BestFake(fakes[0], "only", "the only fake variant given")
+        paths = parse_histories(histories)
+        missing = sorted(set(fakes) - set(paths), key=VARIANTS.index)
+        if missing:
+            raise ValueError(f"--histories lack the fake variant(s) {', '.join(missing)}")
+        best, scores = best_fake_from_histories({v: [read_tsv(p) for p in paths[v]] for v in fakes})
+        listed = ", ".join(f"{v} {scores[v]:.4f}" for v in fakes)
+        return BestFake(best, "validation", f"{SELECTION_NOTE}: {listed}")
+    if selection != "test":
+        raise ValueError(f"unknown best-fake selection {selection!r}; allowed: validation, test")
     if table2_path is None:
         if len(fakes) > 1:
-            raise ValueError("several fake variants given: pass --table2 to pick the best one as the paper does")
-        return fakes[0] if fakes else None
+            raise ValueError("several fake variants given: pass --table2 to pick the best one as the paper did")
+        return BestFake(fakes[0], "only", "the only fake variant given")
     best = best_fake_variant(read_tsv(table2_path))
     if best not in variants:
         raise ValueError(
             f"Table 2's best fake variant is {best}; pass --predictions {best}=results/predictions/{best}/test.tsv"
         )
-    return best
+    return BestFake(best, "test", "highest class-mean accuracy in Table 2")
 
 
 def main(argv: list[str], prog: str = "syndface compare-clinicians") -> int:
@@ -263,7 +210,14 @@ def main(argv: list[str], prog: str = "syndface compare-clinicians") -> int:
         help="predictions of a variant; repeatable; real=... is required",
     )
     parser.add_argument(
-        "--table2", help="results/table2.tsv: picks the best fake variant (highest class-mean accuracy)"
+        "--histories",
+        nargs="+",
+        default=[],
+        metavar="VARIANT=PATH",
+        help="history.tsv of every fold model of every fake variant (best_fake_selection validation)",
+    )
+    parser.add_argument(
+        "--table2", help="results/table2.tsv: picks the best fake variant on the test images (best_fake_selection test)"
     )
     add_options_argument(parser, CompareOptions)
     parser.add_argument("--table1", required=True, help="output: Table 1 (TSV)")
@@ -272,49 +226,43 @@ def main(argv: list[str], prog: str = "syndface compare-clinicians") -> int:
     parser.add_argument("--figure", help="output: human vs model accuracy by age group (PNG/PDF/SVG)")
     args = parser.parse_args(argv)
     opts = args.options
+    family = tuple(opts.q_family)
 
     paths = parse_predictions(args.predictions)
-    best_fake = choose_best_fake(list(paths), args.table2)
+    best = choose_best_fake(list(paths), opts.best_fake_selection, args.table2, args.histories)
     answers = read_survey(args.survey)
     simulated = is_simulated(answers)
     predictions = {variant: read_tsv(path) for variant, path in paths.items()}
     images = image_table(answers, predictions)
-    groups = group_table(images, opts.permutations, opts.seed, opts.alternative)
-    table = table1(groups, best_fake, simulated)
+    long = answer_table(answers, predictions["real"].set_index("image_id"))
+    groups = group_statistics(long, images, opts.alternative, family=family)
+    table = table1(groups, best.variant, simulated, best.selected_on)
 
-    note = (
-        ["human accuracies come from SIMULATED raters (syndface simulate-survey), not clinicians"] if simulated else []
-    )
     if args.images:
-        write_tsv(images, args.images, header_lines=note)
-    write_tsv(
-        groups,
-        args.clinicians,
-        header_lines=note
-        + [
-            f"permutation tests: {opts.permutations} swap patterns, {opts.alternative}; q = Benjamini-Hochberg across the age-group rows of a variant"
-        ],
-    )
-    best_note = [f"best fake variant (Table 2 class-mean accuracy): {best_fake}"] if best_fake else []
+        write_tsv(images, args.images, header_lines=[SIMULATED_NOTE] if simulated else [])
+    write_tsv(groups, args.clinicians, header_lines=clinicians_header(opts.alternative, family, simulated))
     write_tsv(
         table,
         args.table1,
-        header_lines=note
-        + best_note
-        + ["p = paired permutation test of model vs human accuracy over the group's images"],
+        header_lines=table1_header(opts.alternative, best.variant, best.selected_on, family, simulated, note=best.note),
     )
     if args.figure:
         from syndface.clinicians.figure import plot_accuracy_by_age  # matplotlib only when a figure is asked for
 
-        save_figure(plot_accuracy_by_age(groups, ["real"] + ([best_fake] if best_fake else []), simulated), args.figure)
+        variants = ["real"] + ([best.variant] if best.variant else [])
+        save_figure(plot_accuracy_by_age(groups, variants, simulated), args.figure)
+    if best.variant:
+        log.info("best fake variant: %s (%s)", best.variant, best.note)
     for row in groups[groups["level"] == "survey"].itertuples():
         log.info(
-            "%s %s survey: human %.3f vs model %.3f (t-test p=%.3g, Wilcoxon p=%.3g)",
+            "%s %s survey: human %.3f vs model %.3f (count test p_count=%.3g, paper's t p_paper_ttest=%.3g, "
+            "mixed model p_mixed=%.3g)",
             row.variant,
             row.survey,
             row.human_accuracy,
             row.model_accuracy,
-            row.p_ttest,
-            row.p_wilcoxon,
+            row.p_count,
+            row.p_paper_ttest,
+            row.p_mixed,
         )
     return 0

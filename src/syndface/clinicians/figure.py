@@ -20,7 +20,7 @@ def _errorbar(ax, x, rows: pd.DataFrame, prefix: str, **style) -> None:
 
 
 def plot_accuracy_by_age(groups: pd.DataFrame, variants: list[str], simulated: bool):
-    """Figure from `compare.group_table` rows: human (black) and each variant's model per age group."""
+    """Figure from `tables.group_statistics` rows: human (black) and each variant's model per age group."""
     rows = groups[groups["level"] == "age_group"]
     fig, axes = plt.subplots(2, len(SURVEYS), figsize=(4.5 * len(SURVEYS), 7), sharex=True, sharey=True, squeeze=False)
     offsets = [0.15 * (k - len(variants) / 2) for k in range(len(variants) + 1)]

@@ -25,6 +25,6 @@ class SimulateOptions(Options):
 
 @dataclass(frozen=True)
 class CompareOptions(Options):
-    permutations: int = setting("clinicians.permutations")
     alternative: str = setting("clinicians.alternative")
-    seed: int = setting("seed")
+    q_family: list[str] = setting("clinicians.q_family")
+    best_fake_selection: str = setting("clinicians.best_fake_selection")

@@ -208,19 +208,24 @@ def table1_header(
     family: tuple[str, ...] = DEFAULT_FAMILY,
     simulated: bool = False,
     level: float = 0.95,
+    note: str = "",
 ) -> list[str]:
-    """Header lines of Table 1, naming unit, tests, intervals, the q family and how the best fake was chosen."""
+    """Header lines of Table 1, naming unit, tests, intervals, the q family and how the best fake was
+    chosen (`selected_on`: test, validation or only; `note`: the scores compared)."""
     lines = (
         ["human accuracies come from SIMULATED raters (syndface simulate-survey), not clinicians"] if simulated else []
     )
+    detail = f" ({note})" if note else ""
     if best_fake is not None:
         if selected_on == "test":
             lines.append(
-                f"best fake variant: {best_fake}, chosen by Table 2's class-mean accuracy ON THE TEST IMAGES: "
+                f"best fake variant: {best_fake}, chosen by Table 2's class-mean accuracy ON THE TEST IMAGES{detail}: "
                 "its p and q values are optimistic (selection on the data they test)"
             )
+        elif selected_on == "only":
+            lines.append(f"best fake variant: {best_fake}, the only fake variant (no selection)")
         else:
-            lines.append(f"best fake variant: {best_fake}, chosen on the validation folds ({selected_on})")
+            lines.append(f"best fake variant: {best_fake}, chosen on the validation folds{detail}")
     return lines + [
         f"human: mean share of raters correct over the group's images, {interval_note('korn-graubard', level)}; "
         f"model_*: share of images right, {interval_note('clopper-pearson', level)}",

@@ -3,11 +3,17 @@
 Every image D sees, real or fake, goes through the same random pipeline; each transformation
 is applied to a sample with probability p. The geometric ones (x-flip, 90-degree rotation,
 integer translation, isotropic scale, arbitrary rotation, anisotropic scale, fractional
-translation) are composed into one inverse 3x3 matrix per sample and executed by a single
-bilinear `grid_sample` with reflection padding; the colour ones (brightness, contrast, luma
-flip, hue rotation, saturation) into one affine colour map per sample. Both are plain
-differentiable torch ops, so the R1 penalty can back-propagate through them. Flips, 90-degree
-rotations and integer translations land exactly on pixel centres, so they do not blur.
+translation) are composed into one inverse 3x3 matrix per sample and executed once, as the
+official pipeline does: reflect-pad, upsample 2x with the symlet-6 wavelet low-pass, one bilinear
+`grid_sample` at 2x, sym6 low-pass and 2x downsampling, crop (`_warp_2x`). Resampling at 2x keeps
+rotations and shrinks from aliasing: shrinking near-Nyquist stripes by 2 leaves an interior std of
+0.0037 instead of 0.052 with a plain 1x bilinear warp (`antialias=False`, `_warp`); on a smooth
+image rotated 30 deg and shrunk to 0.7 the two paths differ by 0.037 mean |difference| on a [0, 1]
+scale (tests/test_gan_networks.py). Integer translations are exact in both paths; flips and
+90-degree rotations are exact at 1x and within 0.03 on band-limited images at 2x (sym6 is only
+nearly symmetric). The colour ones (brightness, contrast, luma flip, hue rotation, saturation)
+are one affine colour map per sample. Both are plain differentiable torch ops (pad, depthwise
+convolution, grid_sample), so the R1 penalty back-propagates through them (twice differentiable).
 
 `AdaController` tunes p: every few steps it measures r_t = E[sign(D(real))] and moves p up
 when D is over-confident on reals (r_t above the target, 0.6 in the paper) and down otherwise.
@@ -55,6 +61,81 @@ def _gate(value: torch.Tensor, neutral: float, prob: float) -> torch.Tensor:
 LUMA_AXIS = torch.tensor([1.0, 1.0, 1.0]) / math.sqrt(3.0)
 
 
+# The orthonormal symlet-6 low-pass (Daubechies' least-asymmetric wavelet with 6 vanishing moments,
+# the `sym6` decomposition filter of wavelet libraries): sum sqrt(2), unit energy, orthogonal to its
+# even shifts (tests check all three). As a 2x up/down-sampling pair it reconstructs exactly.
+SYM6 = (
+    0.015404109327027373,
+    0.0034907120842174702,
+    -0.11799011114819057,
+    -0.048311742585633,
+    0.4910559419267466,
+    0.787641141030194,
+    0.3379294217276218,
+    -0.07263752278646252,
+    -0.021060292512300564,
+    0.04472490177066578,
+    0.0017677118642428036,
+    -0.007800708325034148,
+)
+# 2x-grid offset (in 2x pixels) that centres the sym6-upsampled image on the original: found so
+# that flips, 90-degree rotations and integer shifts come out exact (tests).
+_SYM6_SHIFT = -0.5
+
+
+def _sym6_filter(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    f = torch.tensor(SYM6, device=device, dtype=dtype)
+    f = f / f.sum()
+    return torch.outer(f, f)
+
+
+def _to_grid(g: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Inverse matrix in pixels about the centre -> affine_grid's theta in [-1, 1] units (align_corners=False)."""
+    n, dev = g.shape[0], g.device
+    to_unit = _scale(torch.full((n,), 2.0 / w, device=dev), torch.full((n,), 2.0 / h, device=dev))
+    from_unit = _scale(torch.full((n,), w / 2.0, device=dev), torch.full((n,), h / 2.0, device=dev))
+    return (to_unit @ g @ from_unit)[:, :2, :]
+
+
+def _warp(images: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """One bilinear resampling at the image's own resolution, reflecting at the borders."""
+    theta = _to_grid(g, *images.shape[2:])
+    grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def _warp_2x(images: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """The official pipeline's anti-aliased warp: reflect-pad by what the transforms reach, upsample
+    2x with the sym6 low-pass, bilinear resampling at 2x, sym6 low-pass and 2x downsampling, crop.
+
+    At 1x, bilinear resampling of a shrunk or rotated image aliases (it reads 4 pixels however far
+    apart the output pixels land) and blurs (each output pixel mixes its 4 neighbours); at 2x both
+    shrink and the band-limited down-sampling removes what would fold back."""
+    from syndface.gan.networks import upfirdn2d
+
+    n, c, h, w = images.shape
+    dev = images.device
+    # How far outside the image the transformed output corners reach (pixels), + the filter's support.
+    cx, cy = w / 2, h / 2
+    corners = torch.tensor([[-cx, -cy, 1.0], [cx, -cy, 1.0], [cx, cy, 1.0], [-cx, cy, 1.0]], device=dev)
+    reach = (g.detach() @ corners.t())[:, :2, :].abs()
+    over = max(float((reach[:, 0] - cx).max()), float((reach[:, 1] - cy).max()), 0.0)
+    margin = min(int(math.ceil(over)) + 3, h - 1, w - 1)
+    x = F.pad(images, [margin] * 4, mode="reflect")
+    f = _sym6_filter(dev, images.dtype)
+    x = upfirdn2d(x, f, up=2, pad=(6, 5), gain=4)
+    # Same transform on the 2x grid of the padded image (coordinates about its centre, x2).
+    size = x.shape[-1]
+    ones = torch.ones(n, device=dev)
+    shift = _translate(ones * _SYM6_SHIFT, ones * _SYM6_SHIFT)
+    unshift = _translate(-ones * _SYM6_SHIFT, -ones * _SYM6_SHIFT)
+    g2 = shift @ _scale(2 * ones, 2 * ones) @ g @ _scale(ones / 2, ones / 2) @ unshift
+    grid = F.affine_grid(_to_grid(g2, size, size).to(x.dtype), list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    x = upfirdn2d(x, f.flip([0, 1]), down=2, pad=(5, 6))
+    return x[:, :, margin : margin + h, margin : margin + w]
+
+
 class AugmentPipe(nn.Module):
     """ADA's 'bgc' augmentations at probability `p` (a buffer, so it is saved with the state).
 
@@ -87,6 +168,7 @@ class AugmentPipe(nn.Module):
         contrast_std: float = 0.5,
         hue_max: float = 1.0,
         saturation_std: float = 1.0,
+        antialias: bool = True,
         **multipliers: float,
     ):
         super().__init__()
@@ -98,6 +180,7 @@ class AugmentPipe(nn.Module):
         self.xint_max, self.scale_std, self.rotate_max, self.aniso_std = xint_max, scale_std, rotate_max, aniso_std
         self.xfrac_std, self.brightness_std, self.contrast_std = xfrac_std, brightness_std, contrast_std
         self.hue_max, self.saturation_std = hue_max, saturation_std
+        self.antialias = antialias
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         p = float(self.p)
@@ -130,12 +213,17 @@ class AugmentPipe(nn.Module):
         g = g @ _rotate(-_gate((torch.rand(n, device=dev) * 2 - 1) * math.pi * self.rotate_max, 0.0, p_rot))
         frac = _gate(torch.randn(n, 2, device=dev) * self.xfrac_std, 0.0, self._prob("xfrac", p))
         g = g @ _translate(-frac[:, 0] * w, -frac[:, 1] * h)
-        # Pixels about the centre -> grid_sample's [-1, 1] coordinates (align_corners=False).
-        to_unit = _scale(torch.full((n,), 2.0 / w, device=dev), torch.full((n,), 2.0 / h, device=dev))
-        from_unit = _scale(torch.full((n,), w / 2.0, device=dev), torch.full((n,), h / 2.0, device=dev))
-        theta = (to_unit @ g @ from_unit)[:, :2, :]
-        grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
-        return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+        # Only the samples whose draw moved them are resampled: at the small p of early training
+        # most of a batch keeps the identity, which either warp reproduces (the 2x pair exactly,
+        # up to rounding), so skipping them saves most of the 2x path's cost.
+        moved = (g - torch.eye(3, device=dev)).abs().amax(dim=(1, 2)) > 0
+        if not bool(moved.any()):
+            return images
+        warp = _warp_2x if self.antialias else _warp
+        if bool(moved.all()):
+            return warp(images, g)
+        index = torch.nonzero(moved).flatten()
+        return images.index_copy(0, index, warp(images.index_select(0, index), g.index_select(0, index)))
 
     def _colour(self, images: torch.Tensor, p: float) -> torch.Tensor:
         n = images.shape[0]

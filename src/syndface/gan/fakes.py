@@ -15,7 +15,9 @@ Output in --out-dir: one PNG per image, manifest.tsv (image_id, path, disease, a
 fake_type, fold, seed, identity, age_mix, blend_with, label_{WS,22q,control,unaffected}),
 sample_grid.png and, for age_progression, progression_strips.png. `fold` is the cross-validation
 fold k whose GAN (trained on folds != k) made the images: they may only join fold k's training
-data. z = numpy.random.default_rng(seed).standard_normal(z_dim), truncation psi, constant noise.
+data. z = numpy.random.default_rng(seed).standard_normal(z_dim), truncation psi; the synthesis
+noise is drawn from the identity's seed (`fakes.noise: random`, as the paper's fork drew it from
+the seed's RandomState after z) or is the network's one constant field (`const`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from syndface.gan.networks import N_DISEASES, Generator, load_network
+from syndface.gan.networks import N_DISEASES, Generator, load_network, seeded_noise
 from syndface.gan.options import FakesOptions
 from syndface.images import save_png, to_uint8
 from syndface.io import read_tsv, write_tsv
@@ -150,14 +152,39 @@ def latents(seeds: np.ndarray, z_dim: int) -> torch.Tensor:
     return torch.from_numpy(z[inverse])
 
 
+def noise_seeds(seeds: np.ndarray) -> list[int]:
+    """The noise seed of each row, from its identity seed (as the paper's fork drew the noise from the
+    seed's RandomState after z): an identity keeps its fine texture across its ages and blends."""
+    return [derive_seed(int(s), "noise") for s in seeds]
+
+
 @torch.no_grad()
-def render(G: Generator, z: torch.Tensor, labels: torch.Tensor, psi: float, batch: int = 64) -> np.ndarray:
-    """uint8 NHWC images of G_ema(z, label) with truncation psi and the network's constant noise."""
+def render(
+    G: Generator,
+    z: torch.Tensor,
+    labels: torch.Tensor,
+    psi: float,
+    batch: int = 64,
+    noise: str = "const",
+    seeds: list[int] | None = None,
+) -> np.ndarray:
+    """uint8 NHWC images of G_ema(z, label) with truncation psi; `noise` random = per-image noise
+    from `seeds` (networks.seeded_noise), const = the network's one constant field."""
+    if noise not in ("random", "const"):
+        raise ValueError(f"fakes.noise must be random or const, got {noise!r}")
+    if noise == "random" and (seeds is None or len(seeds) != len(z)):
+        raise ValueError("random noise needs one noise seed per image")
     device = next(G.parameters()).device
-    chunks = [
-        to_uint8(G(z[i : i + batch].to(device), labels[i : i + batch].to(device), psi=psi, noise_mode="const"))
-        for i in range(0, len(z), batch)
-    ]
+
+    def one(i: int) -> torch.Tensor:
+        layers = None
+        if noise == "random":
+            layers = [n.to(device) for n in seeded_noise(G, seeds[i : i + batch])]
+        return G(
+            z[i : i + batch].to(device), labels[i : i + batch].to(device), psi=psi, noise_mode="const", noise=layers
+        )
+
+    chunks = [to_uint8(one(i)) for i in range(0, len(z), batch)]
     return np.concatenate(chunks) if chunks else np.zeros((0, G.arch.resolution, G.arch.resolution, 3), np.uint8)
 
 
@@ -182,11 +209,20 @@ def write_figures(plan: pd.DataFrame, images: np.ndarray, out_dir: Path, fold: i
 
 
 def generate_fakes(
-    G: Generator, folds: pd.DataFrame, fold: int, fake_type: str, psi: float, seed: int, out_dir: Path, batch: int = 64
+    G: Generator,
+    folds: pd.DataFrame,
+    fold: int,
+    fake_type: str,
+    psi: float,
+    seed: int,
+    out_dir: Path,
+    batch: int = 64,
+    noise: str = "random",
 ) -> pd.DataFrame:
     """Render and write one fake type; returns the manifest (written last, so its presence means complete)."""
     plan, labels = fake_plan(folds, fold, fake_type, seed)
-    images = render(G, latents(plan["seed"].to_numpy(), G.arch.z_dim), labels, psi, batch)
+    seeds = plan["seed"].to_numpy()
+    images = render(G, latents(seeds, G.arch.z_dim), labels, psi, batch, noise, noise_seeds(seeds))
     paths = [out_dir / f"{image_id}.png" for image_id in plan["image_id"]]
     for path, image in progress(zip(paths, images), len(paths), "PNGs", log):
         save_png(image, path)
@@ -198,7 +234,12 @@ def generate_fakes(
         out_dir / "manifest.tsv",
         header_lines=[
             f"{fake_type} fakes of fold {fold}'s GAN (trained on folds != {fold}); use only to train fold {fold}'s classifier",
-            f"psi {psi}, seed {seed}; z = numpy.random.default_rng(seed column).standard_normal(z_dim)",
+            f"psi {psi}, seed {seed}; z = numpy.random.default_rng(seed column).standard_normal(z_dim); "
+            + (
+                "noise per layer from torch.Generator().manual_seed(derive_seed(seed column, 'noise'))"
+                if noise == "random"
+                else "the network's constant noise"
+            ),
         ],
     )
     summary = manifest.groupby(["disease", "age_group"], sort=False).size()
@@ -241,5 +282,7 @@ def main(argv: list[str], prog: str = "syndface generate-fakes") -> int:
         )
     folds = read_tsv(args.folds)
     for fake_type in args.fake_types:
-        generate_fakes(G, folds, args.fold, fake_type, opts.psi, opts.seed, Path(args.out_dir) / fake_type, args.batch)
+        generate_fakes(
+            G, folds, args.fold, fake_type, opts.psi, opts.seed, Path(args.out_dir) / fake_type, args.batch, opts.noise
+        )
     return 0

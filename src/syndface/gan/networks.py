@@ -20,6 +20,7 @@ at run time by 1/sqrt(fan_in), so Adam treats all layers alike.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -238,9 +239,13 @@ class SynthesisLayer(nn.Module):
         self.noise_strength = nn.Parameter(torch.zeros([]))
         self.register_buffer("noise_const", torch.randn(resolution, resolution))
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, w: torch.Tensor, noise_mode: str, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
         x = modulated_conv2d(x, self.weight, self.affine(w), demodulate=True, up=self.up)
-        if noise_mode == "random":
+        if noise is not None:  # given per image [N, 1, H, W] (seeded noise)
+            x = x + noise.to(x.device, x.dtype) * self.noise_strength
+        elif noise_mode == "random":
             n, _, h, w_ = x.shape
             x = x + torch.randn(n, 1, h, w_, device=x.device, dtype=x.dtype) * self.noise_strength
         elif noise_mode == "const":
@@ -281,14 +286,20 @@ class SynthesisBlock(nn.Module):
         self.num_conv = 1 if self.is_first else 2
 
     def forward(
-        self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor, noise_mode: str
+        self,
+        x: torch.Tensor | None,
+        img: torch.Tensor | None,
+        ws: torch.Tensor,
+        noise_mode: str,
+        noise: list[torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        noise = noise or [None, None]
         if self.is_first:
             x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1).to(self.compute_dtype)
-            x = self.conv1(x, ws[:, 0], noise_mode)
+            x = self.conv1(x, ws[:, 0], noise_mode, noise[0])
         else:
-            x = self.conv0(x.to(self.compute_dtype), ws[:, 0], noise_mode)
-            x = self.conv1(x, ws[:, 1], noise_mode)
+            x = self.conv0(x.to(self.compute_dtype), ws[:, 0], noise_mode, noise[0])
+            x = self.conv1(x, ws[:, 1], noise_mode, noise[1])
         rgb = self.torgb(x, ws[:, self.num_conv]).float()
         if img is not None:
             rgb = rgb + upfirdn2d(img, fir_filter(img.device, img.dtype), up=2, pad=(2, 1), gain=4)
@@ -309,15 +320,25 @@ class SynthesisNetwork(nn.Module):
             self.num_ws += block.num_conv
         self.num_ws += 1  # the last block's toRGB
 
-    def forward(self, ws: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
+    def noise_shapes(self) -> list[int]:
+        """Side of each noise input, in layer order (what `noise` must hold)."""
+        return [res for res in self.resolutions for _ in range(getattr(self, f"b{res}").num_conv)]
+
+    def forward(
+        self, ws: torch.Tensor, noise_mode: str = "random", noise: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """`noise`: one [N, 1, r, r] tensor per layer (`noise_shapes`), overriding `noise_mode`."""
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+        if noise is not None and len(noise) != len(self.noise_shapes()):
+            raise ValueError(f"noise must hold {len(self.noise_shapes())} tensors (one per layer), got {len(noise)}")
         x = img = None
         w_index = 0
         # Blocks overlap by one w: a block's toRGB uses the same w as the next block's conv0.
         for res in self.resolutions:
             block = getattr(self, f"b{res}")
-            x, img = block(x, img, ws[:, w_index : w_index + block.num_conv + 1], noise_mode)
+            layer_noise = noise[w_index : w_index + block.num_conv] if noise is not None else None
+            x, img = block(x, img, ws[:, w_index : w_index + block.num_conv + 1], noise_mode, layer_noise)
             w_index += block.num_conv
         return img
 
@@ -336,9 +357,29 @@ class Generator(nn.Module):
         return w.unsqueeze(1).expand(-1, self.num_ws, -1)
 
     def forward(
-        self, z: torch.Tensor, label: torch.Tensor, psi: float = 1.0, noise_mode: str = "random"
+        self,
+        z: torch.Tensor,
+        label: torch.Tensor,
+        psi: float = 1.0,
+        noise_mode: str = "random",
+        noise: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        return self.synthesis(self.map(z, label, psi=psi), noise_mode=noise_mode)
+        return self.synthesis(self.map(z, label, psi=psi), noise_mode=noise_mode, noise=noise)
+
+
+def seeded_noise(G: Generator, seeds: Sequence[int]) -> list[torch.Tensor]:
+    """Per-image noise inputs of every synthesis layer, image i's drawn from its own seed.
+
+    The paper's fork rendered each fake with noise drawn from the image's seed (after z), not
+    with the network's one constant field, so two fakes never share their fine texture unless
+    they share the seed. Layer by layer, each image's noise is N(0, 1) from
+    `torch.Generator().manual_seed(seed)`: reproducible whatever the batch it is rendered in."""
+    shapes = G.synthesis.noise_shapes()
+    per_image = []
+    for seed in seeds:
+        gen = torch.Generator().manual_seed(int(seed))
+        per_image.append([torch.randn(1, 1, r, r, generator=gen) for r in shapes])
+    return [torch.cat([image[i] for image in per_image]) for i in range(len(shapes))]
 
 
 class Conv2dLayer(nn.Module):

@@ -1,4 +1,4 @@
-"""Options of the GAN stage's commands (train-gan, generate-fakes, privacy-audit)."""
+"""Options of the GAN stage's commands (train-gan, generate-fakes, gan-figures, fake-fidelity, privacy-audit)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,11 @@ class GanOptions(Options):
     oversample: int = setting("gan.oversample")
     unaffected_per_age: int = setting("gan.unaffected_per_age")
     snapshot_kimg: float = setting("gan.snapshot_kimg")
+    snapshots_kept: int = setting("gan.snapshots_kept")
+    select: str = setting("gan.select")
+    metric_extractor: str = setting("gan.metric_extractor")
+    metric_fakes: int = setting("gan.metric_fakes")
+    balance: str = setting("gan.balance")
     precision: str = setting("gan.precision")
     micro_batch: int = setting("gan.micro_batch")
     num_fp16_res: int = setting("gan.num_fp16_res")
@@ -39,6 +44,7 @@ class GanOptions(Options):
 @dataclass(frozen=True)
 class FakesOptions(Options):
     psi: float = setting("fakes.psi")
+    noise: str = setting("fakes.noise")
     seed: int = setting("seed")
     device: str = setting("device")
 
@@ -49,3 +55,8 @@ class PrivacyOptions(Options):
     pixel_size: int = setting("fakes.privacy.pixel_size")
     sample_per_set: int = setting("fakes.privacy.sample_per_set")
     seed: int = setting("seed")
+
+
+@dataclass(frozen=True)
+class FidelityOptions(Options):
+    device: str = setting("device")

@@ -1,17 +1,25 @@
 """`syndface train-gan`: train the conditional StyleGAN2-ADA of one cross-validation fold.
 
 Training set (the paper's): the fold's affected images (WS, 22q, control; folds != k) repeated
-`--oversample` times, plus a fixed seeded sample of `--unaffected-per-age` unaffected images per
-age group, also from folds != k, so the validation fold never reaches the GAN.
+`gan.oversample` times, plus a fixed seeded sample of `gan.unaffected_per_age` unaffected images
+per age group, also from folds != k, so the validation fold never reaches the GAN. Batches are
+half affected, half unaffected (`gan.balance: paper_text`, the paper's text) or drawn uniformly
+(`uniform`, the paper's code: ~77% affected at the paper's counts); fake labels are drawn the same
+way. Each fold's GAN has its own seed, derived from the master seed and the fold (`fold_seed`).
 
 Per step, as StyleGAN2-ADA: G and D with the non-saturating logistic loss, path-length
 regularisation of G every 4 steps and R1 on reals every 16 (lazy regularisation, Adam's lr and
-betas rescaled), style mixing, an EMA copy of G, and ADA on everything D sees. Outputs in
---out-dir: network.pt (G, G_ema, D state dicts + arch; `syndface.gan.networks.load_network`),
-training_set.tsv, checkpoint.pt (a rerun of a killed job continues from it) and sample grids
-under samples/ every --snapshot-kimg. Both .pt files record the run's signature (architecture,
-options, data), the syndface version and the precision; a checkpoint that differs in any of them
-is refused, not resumed.
+betas rescaled), style mixing, an EMA copy of G, and ADA on everything D sees.
+
+Every `gan.snapshot_kimg` and at the end: the EMA generator is saved under snapshots/ (the
+`gan.snapshots_kept` latest and the best so far stay), measured with FID and KID against the real
+training images (syndface.gan.metrics; metrics.tsv and metrics.png), a sample grid goes to
+samples/ and checkpoint.pt is written (a rerun of a killed job continues from it, metric history
+included). network.pt holds the snapshot `gan.select` picks (last, best_fid, best_kid) as G_ema,
+with its kimg and scores under "selected", plus the final G and D state dicts and the arch
+(`syndface.gan.networks.load_network`); training_set.tsv lists the images. Both .pt files record
+the run's signature (architecture, options, data, metric settings), the syndface version and the
+precision; a checkpoint that differs in any but the metric settings is refused, not resumed.
 """
 
 from __future__ import annotations
@@ -77,6 +85,7 @@ class TrainOptions:
     g_reg_interval: int = 4
     d_reg_interval: int = 16
     seed: int = 1
+    balance: str = "paper_text"
 
     # Settings that may change between a killed run and its rerun without invalidating the checkpoint.
     RESUMABLE = ("kimg",)
@@ -121,6 +130,14 @@ def gan_training_set(
         raise ValueError(f"fold {fold} has no GAN training images in the cache")
     out["row"] = out["image_id"].map(rows).astype(int)
     return out[["image_id", "row", "disease", "age_group", "copies"]].reset_index(drop=True)
+
+
+BALANCES = ("paper_text", "uniform")
+
+
+def fold_seed(seed: int, fold: int) -> int:
+    """The seed of fold `fold`'s GAN: each fold starts from its own weights and draws its own batches."""
+    return derive_seed(seed, "gan", "fold", fold)
 
 
 def _adam(params, lr: float, reg_interval: int, regularised: bool) -> torch.optim.Adam:
@@ -192,6 +209,18 @@ class GanTrainer:
         self.step = 0
         self.nimg = 0
         self.batch_gen = torch.Generator().manual_seed(derive_seed(opts.seed, "gan", "batch"))
+        if opts.balance not in BALANCES:
+            raise ValueError(f"unknown gan.balance {opts.balance!r}; allowed: {', '.join(BALANCES)}")
+        unaffected = labels[:, DISEASES.index("unaffected")] > 0
+        self.pools = (torch.nonzero(~unaffected).flatten(), torch.nonzero(unaffected).flatten())
+        if opts.balance == "paper_text" and min(len(p) for p in self.pools) == 0:
+            raise ValueError(
+                "gan.balance paper_text fills each batch half with affected and half with unaffected images, but "
+                f"the training set has {len(self.pools[0])} affected and {len(self.pools[1])} unaffected items; "
+                "set gan.unaffected_per_age > 0 or gan.balance uniform"
+            )
+        self.history: list[dict[str, Any]] = []  # metrics per snapshot (syndface.gan.metrics)
+        self.metrics_changed = False  # set on resume when the checkpoint measured with other settings
         if env.rank:
             torch.manual_seed(derive_seed(opts.seed, "gan", "rank", env.rank))
 
@@ -205,10 +234,25 @@ class GanTrainer:
 
     # --- one training step --------------------------------------------------------------
 
+    def _draw(self, n: int) -> torch.Tensor:
+        """n training items: uniformly (the paper's code: ~77% affected at the paper's counts), or
+        half affected and half unaffected in random order (`paper_text`: the paper's text)."""
+        if self.opts.balance == "uniform":
+            return torch.randint(len(self.items), (n,), generator=self.batch_gen)
+        affected, unaffected = self.pools
+        half = n // 2
+        picks = torch.cat(
+            [
+                affected[torch.randint(len(affected), (n - half,), generator=self.batch_gen)],
+                unaffected[torch.randint(len(unaffected), (half,), generator=self.batch_gen)],
+            ]
+        )
+        return picks[torch.randperm(n, generator=self.batch_gen)]
+
     def _latents(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """z and labels of n fakes; the labels are those of uniformly drawn training items, so
-        fakes follow the training label mix."""
-        labels = self.labels[torch.randint(len(self.items), (n,), generator=self.batch_gen)]
+        """z and labels of n fakes; the labels are those of training items drawn as the reals are
+        (`_draw`), so fakes follow the training batches' label mix."""
+        labels = self.labels[self._draw(n)]
         z = torch.randn(n, self.arch.z_dim, generator=self.batch_gen)
         return z.to(self.device), labels.to(self.device)
 
@@ -319,7 +363,7 @@ class GanTrainer:
         o, n = self.opts, self.opts.batch
         stats: dict[str, float] = {}
         # The global batch's draws, identical on every rank.
-        pick = torch.randint(len(self.items), (n,), generator=self.batch_gen)
+        pick = self._draw(n)
         real_labels = self.labels[pick].to(self.device)
         g_latents, d_latents = self._latents(n), self._latents(n)
         pl = o.pl_weight > 0 and self.step % o.g_reg_interval == 0
@@ -375,6 +419,7 @@ class GanTrainer:
             "rng_batch": self.batch_gen.get_state(),
             "rng_cpu": torch.get_rng_state(),
             "runtime": self.runtime(),
+            "metrics": list(self.history),
         }
         if self.device.type == "cuda":
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
@@ -392,6 +437,7 @@ class GanTrainer:
         self.ada.load_state_dict(state["ada"])
         self.pl_mean.copy_(state["pl_mean"])
         self.step, self.nimg = int(state["step"]), int(state["nimg"])
+        self.history = [dict(row) for row in state.get("metrics", [])]
         self.batch_gen.set_state(state["rng_batch"])
         ranks = state.get("rng_ranks")
         if self.env.distributed and ranks is not None and len(ranks) == self.env.world_size:
@@ -465,6 +511,81 @@ def provenance(trainer: GanTrainer) -> dict[str, Any]:
     return {"syndface_version": __version__, "precision": trainer.precision.name}
 
 
+def snapshot_path(out_dir: Path, kimg: float) -> Path:
+    return out_dir / "snapshots" / f"kimg{kimg:09.3f}.pt"
+
+
+def prune_snapshots(out_dir: Path, keep: set[float]) -> None:
+    """Delete snapshot files whose kimg is not in `keep` (also leftovers of a killed run)."""
+    for path in sorted((out_dir / "snapshots").glob("kimg*.pt")):
+        if not any(path == snapshot_path(out_dir, k) for k in keep):
+            path.unlink()
+
+
+def write_metrics(
+    history: list[dict[str, Any]], chosen: dict[str, Any] | None, select: str, description: str, out_dir: Path
+) -> None:
+    """metrics.tsv (one row per snapshot; the header names the extractor and the chosen snapshot) and metrics.png."""
+    from syndface.gan.metrics import history_table, metrics_figure
+    from syndface.io import save_figure
+
+    header = [f"FID/KID of the EMA generator per snapshot against the fold's real GAN training images; {description}"]
+    if chosen is not None:
+        header.append(
+            f"network.pt = snapshot at kimg {chosen['kimg']:g} (gan.select {select}): "
+            f"FID {chosen['fid']:.4g}, KID {chosen['kid_mean']:.4g} +- {chosen['kid_std']:.2g}"
+        )
+    table = history_table(history, None if chosen is None else float(chosen["kimg"]))
+    write_tsv(table, out_dir / "metrics.tsv", header_lines=header)
+    save_figure(
+        metrics_figure(history, chosen, f"GAN fold {out_dir.name.removeprefix('fold')}"), out_dir / "metrics.png"
+    )
+
+
+def take_snapshot(trainer: GanTrainer, out_dir: Path, evaluator, select: str, keep: int) -> None:
+    """Save the EMA generator, measure it (when an evaluator is given), drop surplus snapshot files."""
+    from syndface.gan.metrics import kept_snapshots
+
+    kimg = trainer.nimg / 1000
+    row: dict[str, Any] = {"kimg": kimg, "fid": math.nan, "kid_mean": math.nan, "kid_std": math.nan}
+    if evaluator is not None:
+        row = evaluator(trainer.G_ema, kimg)
+        log.info(
+            "kimg %.3f: FID %.4g, KID %.4g +- %.2g (%s features, %d real, %d fake)",
+            kimg,
+            row["fid"],
+            row["kid_mean"],
+            row["kid_std"],
+            row["extractor"],
+            row["n_real"],
+            row["n_fake"],
+        )
+    trainer.history = [r for r in trainer.history if not math.isclose(float(r["kimg"]), kimg)] + [row]
+    save_torch(
+        {"arch": trainer.arch.as_dict(), "G_ema": trainer.G_ema.state_dict(), "kimg": kimg, "metrics": row},
+        snapshot_path(out_dir, kimg),
+    )
+    prune_snapshots(out_dir, kept_snapshots(trainer.history, keep, select))
+
+
+def remeasure_snapshots(trainer: GanTrainer, out_dir: Path, evaluator) -> None:
+    """Rebuild the metric history from the snapshot files on disk with the current evaluator (a
+    resumed run whose feature extractor changed, e.g. a retrained classifier); snapshots already
+    deleted cannot be measured again and leave the history."""
+    rows = []
+    for path in sorted((out_dir / "snapshots").glob("kimg*.pt")):
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        G = copy.deepcopy(trainer.G_ema)
+        G.load_state_dict(saved["G_ema"])
+        rows.append(evaluator(G, float(saved["kimg"])) if evaluator is not None else {**saved["metrics"]})
+    log.warning(
+        "the metric settings changed since the checkpoint: re-measured the %d snapshot(s) still on disk (kimg %s)",
+        len(rows),
+        ", ".join(f"{r['kimg']:g}" for r in rows) or "none",
+    )
+    trainer.history = rows
+
+
 def train_gan(
     trainer: GanTrainer,
     out_dir: Path,
@@ -472,12 +593,23 @@ def train_gan(
     snapshot_kimg: float,
     grid_seed: int,
     stop_after_steps: int | None = None,
+    evaluator=None,
+    select: str = "last",
+    snapshots_kept: int = 3,
+    metric_description: str = "no metrics measured",
 ) -> bool:
-    """Train to opts.kimg, checkpointing and writing a sample grid every snapshot_kimg; then write
-    network.pt and return True. `stop_after_steps` (a test hook standing in for a kill) returns
-    False after that many steps of this call, without a checkpoint beyond the last snapshot's.
+    """Train to opts.kimg; every snapshot_kimg (and at the end) save the EMA generator under
+    snapshots/ (the `snapshots_kept` latest and the best so far are kept), measure it with
+    `evaluator` (syndface.gan.metrics.SnapshotEvaluator; None = no metrics), write a sample grid
+    and checkpoint. Then write network.pt with the snapshot `select` picks as G_ema and return
+    True. `stop_after_steps` (a test hook standing in for a kill) returns False after that many
+    steps of this call, without a checkpoint beyond the last snapshot's.
 
-    Under data parallelism every rank trains and rank 0 alone writes (and logs)."""
+    Under data parallelism every rank trains and rank 0 alone measures and writes (and logs)."""
+    from syndface.gan.metrics import choose
+
+    if select != "last" and evaluator is None and trainer.env.is_main:
+        raise ValueError(f"gan.select {select} needs metrics: give an evaluator or use gan.select last")
     checkpoint = out_dir / "checkpoint.pt"
     total_nimg = int(round(trainer.opts.kimg * 1000))
     snapshot_nimg = max(int(round(snapshot_kimg * 1000)), 1)
@@ -506,6 +638,10 @@ def train_gan(
                 format_seconds(eta),
             )
         if snapshot:
+            if trainer.env.is_main:
+                take_snapshot(trainer, out_dir, evaluator, select, snapshots_kept)
+                if evaluator is not None:
+                    write_metrics(trainer.history, None, select, metric_description, out_dir)
             state = trainer.state_dict()
             if trainer.env.is_main:
                 save_png(
@@ -517,12 +653,23 @@ def train_gan(
                 )
     if not trainer.env.is_main:
         return True
+    if not trainer.history:  # resumed from a finished run whose snapshots are gone: measure what there is
+        take_snapshot(trainer, out_dir, evaluator, select, snapshots_kept)
+    chosen = choose(trainer.history, select)
+    path = snapshot_path(out_dir, float(chosen["kimg"]))
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} (the snapshot gan.select {select} picks) is missing; delete {checkpoint} to start over"
+        )
+    G_ema = torch.load(path, map_location="cpu", weights_only=True)["G_ema"]
+    write_metrics(trainer.history, chosen, select, metric_description, out_dir)
     save_torch(
         {
             "arch": trainer.arch.as_dict(),
             "G": trainer.G.state_dict(),
-            "G_ema": trainer.G_ema.state_dict(),
+            "G_ema": G_ema,
             "D": trainer.D.state_dict(),
+            "selected": {"select": select, **chosen},
             "training": {
                 **signature,
                 "kimg": trainer.nimg / 1000,
@@ -534,7 +681,14 @@ def train_gan(
         },
         out_dir / "network.pt",
     )
-    log.info("wrote %s (%.2f kimg, ADA p %.3f)", out_dir / "network.pt", trainer.nimg / 1000, float(trainer.augment.p))
+    log.info(
+        "wrote %s: G_ema of the snapshot at kimg %g (gan.select %s; trained to %.2f kimg, ADA p %.3f)",
+        out_dir / "network.pt",
+        chosen["kimg"],
+        select,
+        trainer.nimg / 1000,
+        float(trainer.augment.p),
+    )
     return True
 
 
@@ -542,7 +696,9 @@ def resume_if_possible(trainer: GanTrainer, checkpoint: Path, signature: dict[st
     if not checkpoint.exists():
         return False
     saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    diff = sorted(k for k in signature if saved.get("signature", {}).get(k) != signature[k])
+    # The metric settings only decide what the history measured: a change there re-measures the
+    # kept snapshots (remeasure_snapshots) instead of refusing the training state.
+    diff = sorted(k for k in signature if k != "metrics" and saved.get("signature", {}).get(k) != signature[k])
     diff += [f"{k}: {saved.get(k)} there, {v} here" for k, v in provenance(trainer).items() if saved.get(k) != v]
     if diff:
         raise RuntimeError(
@@ -550,8 +706,43 @@ def resume_if_possible(trainer: GanTrainer, checkpoint: Path, signature: dict[st
             "rerun with the same settings to continue it, or delete it to start over"
         )
     trainer.load_state_dict(saved["state"])
+    trainer.metrics_changed = saved["signature"].get("metrics") != signature.get("metrics")
     log.info("resumed from %s at %.2f kimg", checkpoint, trainer.nimg / 1000)
     return True
+
+
+def fold_train_options(cfg: GanOptions, fold: int) -> TrainOptions:
+    """The optimisation settings of fold `fold`'s GAN, its seed derived from the master seed and the fold."""
+    return TrainOptions(
+        kimg=cfg.kimg,
+        batch=cfg.batch,
+        lr=cfg.lr,
+        r1_gamma=cfg.r1_gamma,
+        pl_weight=cfg.pl_weight,
+        style_mixing=cfg.style_mixing,
+        ema_kimg=cfg.ema_kimg,
+        ada_target=cfg.ada_target,
+        ada_kimg=cfg.ada_kimg,
+        seed=fold_seed(cfg.seed, fold),
+        balance=cfg.balance,
+    )
+
+
+def snapshot_evaluator(
+    cfg: GanOptions,
+    pixels: torch.Tensor,
+    training_set: pd.DataFrame,
+    seed: int,
+    device: torch.device,
+    classifier: str | None,
+    inception_weights: str | None,
+):
+    """FID/KID of the snapshots against the unique real training images (syndface.gan.metrics)."""
+    from syndface.gan.metrics import SnapshotEvaluator, make_extractor
+
+    extractor = make_extractor(cfg.metric_extractor, device, classifier, inception_weights)
+    labels = label_vectors(list(training_set["disease"]), list(training_set["age_group"]))
+    return SnapshotEvaluator(extractor, pixels, labels, cfg.metric_fakes, cfg.z_dim, seed, device)
 
 
 def main(argv: list[str], prog: str = "syndface train-gan") -> int:
@@ -563,6 +754,17 @@ def main(argv: list[str], prog: str = "syndface train-gan") -> int:
     parser.add_argument("--fold", type=int, required=True, help="the held-out fold k; the GAN trains on folds != k")
     parser.add_argument(
         "--resume-ffhq", default=None, help="the official FFHQ-256 pickle (ffhq-res256-mirror-paper256-noaug.pkl)"
+    )
+    parser.add_argument(
+        "--classifier",
+        default=None,
+        help="the fold's real-only classifier (results/classifier/real/fold{k}/model.pt): features for FID/KID "
+        "when gan.metric_extractor is classifier",
+    )
+    parser.add_argument(
+        "--inception-weights",
+        default=None,
+        help="pt_inception-2015-12-05-6726825d.pth: features for FID/KID when gan.metric_extractor is inception",
     )
     add_options_argument(parser, GanOptions)
     parser.add_argument("--num-threads", type=int, default=1, help="torch CPU threads")
@@ -585,18 +787,7 @@ def main(argv: list[str], prog: str = "syndface train-gan") -> int:
     )
     if cfg.batch % min(arch.mbstd_group, cfg.batch):
         parser.error(f"gan.batch {cfg.batch} must be a multiple of gan.mbstd_group {arch.mbstd_group}")
-    opts = TrainOptions(
-        kimg=cfg.kimg,
-        batch=cfg.batch,
-        lr=cfg.lr,
-        r1_gamma=cfg.r1_gamma,
-        pl_weight=cfg.pl_weight,
-        style_mixing=cfg.style_mixing,
-        ema_kimg=cfg.ema_kimg,
-        ada_target=cfg.ada_target,
-        ada_kimg=cfg.ada_kimg,
-        seed=cfg.seed,
-    )
+    opts = fold_train_options(cfg, args.fold)
 
     images, index = load_cache(args.cache)
     if images.shape[1] != arch.resolution:
@@ -633,8 +824,18 @@ def main(argv: list[str], prog: str = "syndface train-gan") -> int:
         "unaffected_per_age": cfg.unaffected_per_age,
         "resume_ffhq": Path(args.resume_ffhq).name if args.resume_ffhq else None,
     }
+    evaluator = None
+    if env.is_main:
+        evaluator = snapshot_evaluator(
+            cfg, pixels, training_set, opts.seed, device, args.classifier, args.inception_weights
+        )
+        log.info("snapshot metrics: %s", evaluator.extractor.description)
     signature = run_signature(arch, opts, data, training_set)
-    if not resume_if_possible(trainer, out_dir / "checkpoint.pt", signature) and args.resume_ffhq:
+    signature["metrics"] = evaluator.identity if evaluator is not None else None
+    resumed = resume_if_possible(trainer, out_dir / "checkpoint.pt", signature)
+    if resumed and env.is_main and trainer.metrics_changed:
+        remeasure_snapshots(trainer, out_dir, evaluator)
+    if not resumed and args.resume_ffhq:
         from syndface.gan.ffhq import initialise_from_ffhq
 
         initialise_from_ffhq(trainer.G, trainer.D, trainer.G_ema, args.resume_ffhq)
@@ -650,5 +851,15 @@ def main(argv: list[str], prog: str = "syndface train-gan") -> int:
         opts.batch,
         opts.kimg,
     )
-    train_gan(trainer, out_dir, signature, cfg.snapshot_kimg, cfg.seed)
+    train_gan(
+        trainer,
+        out_dir,
+        signature,
+        cfg.snapshot_kimg,
+        cfg.seed,
+        evaluator=evaluator,
+        select=cfg.select,
+        snapshots_kept=cfg.snapshots_kept,
+        metric_description=evaluator.extractor.description if evaluator is not None else "",
+    )
     return 0

@@ -19,8 +19,9 @@ the demo could not give p below 0.10, so it could not fail.
 All permutations' group means come from one matrix product (membership weights x maps) per
 memory-sized block; the embedding runs on batches of mean maps.
 
-`syndface permutation-test` writes permutation.tsv (every pair of age groups per disease) and a
-lower-triangle heat map per disease (the paper's Figure 5).
+`syndface permutation-test` writes permutation.tsv (every pair of age groups per disease), the
+size check (size_check.tsv, one row per disease) and a lower-triangle heat map per disease (the
+paper's Figure 5) with the size check's verdict under its title.
 """
 
 from __future__ import annotations
@@ -144,12 +145,6 @@ def permutation_test(
     return PermutationResult(float(distances[0]), distances[1:])
 
 
-def null_pair_group(index: pd.DataFrame, disease: str) -> str:
-    """The disease's age group with the most images (the first such in age order): the null pair's source."""
-    counts = index[index["disease"] == disease]["age_group"].value_counts()
-    return max(AGE_GROUPS, key=lambda g: (counts.get(g, 0), -AGE_GROUPS.index(g)))
-
-
 def run_tests(
     maps: np.ndarray,
     index: pd.DataFrame,
@@ -158,27 +153,19 @@ def run_tests(
     n_permutations: int,
     seed: int,
     max_exact: int = 0,
-    null_pair: bool = True,
 ) -> pd.DataFrame:
     """Every pair of age groups per disease, one row each, with q-values within each disease and
-    across all; with `null_pair` (the former control, kept until the CLI drops it) also one age
-    group split in halves. `max_exact` > 0 enumerates every split where they are that few."""
+    across all. `max_exact` > 0 enumerates every split where they are that few."""
     rows = []
     for disease in diseases:
         is_disease = (index["disease"] == disease).to_numpy()
         by_group = {g: np.flatnonzero(is_disease & (index["age_group"] == g).to_numpy()) for g in AGE_GROUPS}
-        pairs = [(a, b, "pair", by_group[a], by_group[b]) for a, b in itertools.combinations(AGE_GROUPS, 2)]
-        if null_pair:
-            group = null_pair_group(index, disease)
-            halves = rng(seed, "null-pair", disease).permutation(by_group[group])
-            half = len(halves) // 2
-            pairs.append((f"{group}:half1", f"{group}:half2", "null", halves[:half], halves[half:]))
-        for group_a, group_b, kind, rows_a, rows_b in pairs:
+        for group_a, group_b in itertools.combinations(AGE_GROUPS, 2):
+            rows_a, rows_b = by_group[group_a], by_group[group_b]
             row = {
                 "disease": disease,
                 "group_a": group_a,
                 "group_b": group_b,
-                "kind": kind,
                 "n_a": len(rows_a),
                 "n_b": len(rows_b),
             }
@@ -218,9 +205,8 @@ def run_tests(
             row["n_permutations"] = n_permutations
             rows.append(row)
     table = pd.DataFrame(rows)
-    is_pair = table["kind"] == "pair"
-    table["q_within_disease"] = bh_by_family(table[is_pair], "p_value", ["disease"]).reindex(table.index)
-    table["q_all"] = bh_by_family(table[is_pair], "p_value", []).reindex(table.index)
+    table["q_within_disease"] = bh_by_family(table, "p_value", ["disease"])
+    table["q_all"] = bh_by_family(table, "p_value", [])
     return table
 
 
@@ -286,6 +272,11 @@ def size_check(
     return SizeCheck(disease, replicates, int(rejections), rejection_bound(replicates, alpha), alpha, bool(exact))
 
 
+SIZE_CHECK_COLUMNS = (
+    "disease", "replicates", "rejections", "rate", "rate_ci_low", "rate_ci_high", "alpha", "bound", "exact", "passed",
+)  # fmt: skip
+
+
 def size_check_table(checks: list[SizeCheck], level: float = 0.95) -> pd.DataFrame:
     """One row per disease: rejections of true nulls on shuffled labels, their rate with a
     Clopper-Pearson interval, the bound a test of size alpha stays under, and the verdict."""
@@ -306,7 +297,7 @@ def size_check_table(checks: list[SizeCheck], level: float = 0.95) -> pd.DataFra
                 "passed": check.passed,
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(SIZE_CHECK_COLUMNS))
 
 
 def size_check_note(check: SizeCheck) -> str:
@@ -353,7 +344,7 @@ def plot_heatmap(table: pd.DataFrame, disease: str, alpha: float, subtitle: str,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pairs = table[(table["disease"] == disease) & (table["kind"] == "pair")]
+    pairs = table[table["disease"] == disease]
     n = len(AGE_GROUPS)
     grid = np.full((n, n), np.nan)
     for r in pairs.itertuples():
@@ -375,12 +366,9 @@ def plot_heatmap(table: pd.DataFrame, disease: str, alpha: float, subtitle: str,
     labels = [g.replace("_", " ") for g in AGE_GROUPS]
     ax.set_xticks(range(n), labels, rotation=30, ha="right")
     ax.set_yticks(range(n), labels)
-    null = table[(table["disease"] == disease) & (table["kind"] == "null")]
     lines = [f"{disease}: permutation p-values (* p < {alpha})", subtitle]
     if note:
         lines.append(note)
-    elif len(null):
-        lines.append(f"null pair ({null.iloc[0].group_a.split(':')[0]} halves): p = {null.iloc[0].p_value:.3f}")
     ax.set_title("\n".join(lines), fontsize=8)
     fig.colorbar(image, ax=ax, label="p-value", fraction=0.046)
     return fig
@@ -404,7 +392,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     )
     p.add_argument("--embed-batch", type=int, default=64, help="mean maps per embedding forward pass")
     p.add_argument("--num-threads", type=int, default=0, help="CPU threads for torch (0 = torch's default)")
-    p.add_argument("--out-dir", required=True, help="writes permutation.tsv and permutation_{disease}.png here")
+    p.add_argument(
+        "--out-dir", required=True, help="writes permutation.tsv, size_check.tsv and permutation_{disease}.png here"
+    )
     return p
 
 
@@ -438,24 +428,65 @@ def main(argv: list[str], prog: str = "syndface permutation-test") -> int:
     else:
         embed = imagenet_embedder(opts.imagenet_model, args.imagenet_weights, scale, device, args.embed_batch)
 
-    table = run_tests(positive, index, opts.diseases, embed, opts.permutations, opts.seed)
+    table = run_tests(positive, index, opts.diseases, embed, opts.permutations, opts.seed, opts.max_exact)
     table["significant"] = table["p_value"] < opts.alpha
+    checks = run_size_checks(positive, index, opts, embed)
     out_dir = Path(args.out_dir)
-    write_tsv(
-        table,
-        out_dir / "permutation.tsv",
-        header_lines=[
-            f"embedding {embed.description}",
-            f"maps: fold-mean occlusion maps, negatives set to 0, divided by {scale:.6g} (the {args.scale_quantile} quantile "
-            "of the tested maps)"
-            + ("" if opts.embedding == "pixels" else ", replicated to 3 channels, ImageNet-normalised"),
-            "statistic: Euclidean distance between the embeddings of the two groups' mean maps",
-            f"{opts.permutations} permutations, seed {opts.seed}; rank = mean(observed > permuted) (the paper's); "
-            "p_value = (#(permuted >= observed) + 1) / (permutations + 1)",
-            "kind null: one age group's images split at random into halves (expected not significant)",
-        ],
+    scale_note = (
+        f"maps: fold-mean occlusion maps, negatives set to 0, divided by {scale:.6g} (the {args.scale_quantile} "
+        "quantile of the tested maps)"
+        + ("" if opts.embedding == "pixels" else ", replicated to 3 channels, ImageNet-normalised")
     )
-    subtitle = f"{opts.embedding} embedding, {opts.permutations} permutations"
+    header = permutation_header(
+        embed.description, scale_note, opts.permutations, opts.max_exact, opts.seed, opts.alpha, checks
+    )
+    write_tsv(table, out_dir / "permutation.tsv", header_lines=header)
+    write_tsv(size_check_table(checks), out_dir / "size_check.tsv", header_lines=size_check_header(opts))
+    subtitle = f"{opts.embedding} embedding; " + (
+        "exact p (every split)"
+        if table["exact"].all()
+        else f"exact p where <= {opts.max_exact} splits, else {opts.permutations} random splits"
+    )
+    by_disease = {check.disease: check for check in checks}
     for disease in opts.diseases:
-        save_figure(plot_heatmap(table, disease, opts.alpha, subtitle), out_dir / f"permutation_{disease}.png")
+        note = size_check_note(by_disease[disease]) if disease in by_disease else None
+        save_figure(plot_heatmap(table, disease, opts.alpha, subtitle, note), out_dir / f"permutation_{disease}.png")
     return 0
+
+
+def run_size_checks(maps: np.ndarray, index: pd.DataFrame, opts: PermutationOptions, embed: Embed) -> list[SizeCheck]:
+    """The size check of every tested disease with two age groups to compare (none when replicates is 0)."""
+    checks = []
+    for disease in opts.diseases if opts.size_check_replicates else []:
+        groups = index.loc[index["disease"] == disease, "age_group"].nunique()
+        if groups < 2:
+            log.warning("%s: maps of %d age group(s) only, no pair to test: no size check", disease, groups)
+            continue
+        check = size_check(
+            maps,
+            index,
+            disease,
+            embed,
+            opts.size_check_replicates,
+            opts.size_check_permutations,
+            opts.alpha,
+            opts.seed,
+            opts.max_exact,
+        )
+        log.info("%s %s", disease, size_check_note(check))
+        checks.append(check)
+    return checks
+
+
+def size_check_header(opts: PermutationOptions) -> list[str]:
+    """Header lines of size_check.tsv: what was simulated and how to read it."""
+    if not opts.size_check_replicates:
+        return ["size check skipped (saliency.size_check.replicates is 0)"]
+    return [
+        f"size check of the permutation test: per disease, {opts.size_check_replicates} tests on shuffled age labels "
+        "(labels permuted among the disease's images, group sizes kept, so every pair is a true null; the ten age "
+        f"pairs taken in turn), each exact where the splits number <= {opts.max_exact}, else "
+        f"{opts.size_check_permutations} random splits; seed {opts.seed}",
+        f"rejections: tests with p < alpha ({opts.alpha}); rate with a Clopper-Pearson 95% interval; a test of size "
+        "<= alpha exceeds `bound` rejections with probability < 1e-4 (Binomial quantile): passed = rejections <= bound",
+    ]

@@ -21,6 +21,7 @@ include: "workflow/rules/classify.smk"
 include: "workflow/rules/gan.smk"
 include: "workflow/rules/saliency.smk"
 include: "workflow/rules/clinicians.smk"
+include: "workflow/rules/evaluation.smk"
 
 
 rule all:

@@ -101,6 +101,23 @@ def workflow_rules(configfiles: list[Path], workdir: Path) -> dict[str, dict]:
     return json.loads(shown.stdout.strip().splitlines()[-1])
 
 
+# The rules the workflow sends to GPU nodes (workflow/rules/common.smk GPU_RULES), as the tests expect them.
+GPU_RULES = {
+    "train_classifier",
+    "predict_classifier",
+    "train_gan",
+    "gan_figures",
+    "generate_fakes",
+    "fake_fidelity",
+    "occlusion_maps",
+    "permutation_test",
+    "predict_out_of_fold",
+    "predict_tta",
+    "export_features",
+    "train_held_out_classifier",
+    "export_held_out_features",
+}
+
 SLURM_OVERLAY = REPO / "tests" / "slurm" / "profile"
 SLURM_TINY_CONFIGS = [REPO / "config.yaml", DATA / "tiny.yaml", DATA / "tiny_slurm.yaml"]
 

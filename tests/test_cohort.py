@@ -83,7 +83,8 @@ def test_fairface_age_map_exclusion_and_test_share(tmp_path):
     }
     assert rows["path"].iloc[1] == "fairface/train/1.jpg" and rows["image_id"].iloc[1] == "fairface_train_1"
     assert (rows["disease"] == "unaffected").all() and (rows["source"] == "auxiliary").all()
-    assert rows["gender"].iloc[0] == "Male"
+    # gender and race reach the manifest as the optional subgroup columns sex and ancestry
+    assert rows[["sex", "ancestry"]].iloc[0].tolist() == ["male", "White"] and "gender" not in rows
     # a quarter of every age group is held out, reproducibly
     share = rows.groupby("age_group")["split"].apply(lambda s: (s == "test").mean())
     assert share.between(0.2, 0.3).all()
@@ -254,7 +255,7 @@ def test_external_tables_are_read_without_comment_parsing(tmp_path):
     fairface = tmp_path / "fairface.csv"
     fairface.write_text("file,age,gender,race,service_test\ntrain/1#2.jpg,3-9,Male,White,True\n")
     rows, _ = importers.import_fairface({"path": fairface}, AGE_MAP, seed=1)
-    assert rows[["image_id", "path", "race"]].values.tolist() == [["fairface_train_1_2", "train/1#2.jpg", "White"]]
+    assert rows[["image_id", "path", "ancestry"]].values.tolist() == [["fairface_train_1_2", "train/1#2.jpg", "White"]]
     own = tmp_path / "own.tsv"
     own.write_text(
         "# exported 2024\nimage_id\tpath\tdisease\tage_group\tsource\tsubject_id\tsplit\n"

@@ -13,11 +13,14 @@ from syndface.align.geometry import LANDMARK_COLUMNS
 from syndface.demo.cohort import (
     COHORT_AGE_SHARES,
     DISEASE_SHARES,
+    SEXES,
+    TONE_GROUPS,
     DemoOptions,
     apportion,
     main,
     make_demo_cohort,
     plan_subjects,
+    tone_group,
 )
 from syndface.demo.photo import photograph, sample_shot
 from syndface.demo.render import landmarks, make_face, mouth_curves, sample_identity
@@ -94,6 +97,28 @@ def test_test_split_is_balanced_like_the_survey_set_and_subjects_do_not_cross(ti
     assert train["grey"].sum() > 0 and (m["penetrance"][m["disease"] == "unaffected"] == 0).all()
     assert (m["penetrance"][m["source"] == "cohort"] > 0).all()
     assert [age_group_of(y) for y in m["age_years"]] == m["age_group"].tolist()
+
+
+def test_subjects_carry_sex_and_a_skin_tone_group_and_repeat_photos_leave_the_others_unchanged(
+    tiny, tmp_path, monkeypatch
+):
+    m = read_tsv(tiny / "cohort.tsv")
+    assert set(m["sex"]) == set(SEXES) and set(m["ancestry"]) <= set(TONE_GROUPS) and m["ancestry"].nunique() > 1
+    assert (m.groupby("subject_id")[["sex", "ancestry"]].nunique() == 1).all().all()
+    assert tone_group(0.0) == "light" and tone_group(0.5) == "medium" and tone_group(1.0) == "dark"
+
+    (tmp_path / "r").mkdir()
+    repeated = _generate(tmp_path / "r", monkeypatch, repeat_test_share=1.0)
+    r = read_tsv(repeated / "cohort.tsv")
+    test = r[r["split"] == "test"]
+    photos = test.groupby("subject_id").agg(
+        n=("image_id", "size"), ages=("age_group", "nunique"), src=("source", "first")
+    )
+    assert (photos["n"] == photos["src"].map({"cohort": 2, "auxiliary": 1})).all() and (photos["ages"] == 1).all()
+    # the extra photographs are new files; every other image is byte-identical
+    before, after = _files(tiny), _files(repeated)
+    images = [k for k in before if k.startswith("images/")]
+    assert all(after[k] == before[k] for k in images) and len(after) - len(before) == (photos["n"] == 2).sum()
 
 
 def test_apportion_hand_case_and_minimum():

@@ -10,19 +10,9 @@ import tomllib
 
 import pytest
 import yaml
-from conftest import REPO, workflow_rules
+from conftest import GPU_RULES, REPO, workflow_rules
 
 ENVS = REPO / "envs"
-GPU_RULES = {
-    "train_classifier",
-    "predict_classifier",
-    "train_gan",
-    "gan_figures",
-    "generate_fakes",
-    "fake_fidelity",
-    "occlusion_maps",
-    "permutation_test",
-}
 CUDA_13_RUNTIME = re.compile(r"^(nvidia-|cuda-)")
 # env -> (what it leaves out of the lock, torch/torchvision local build tag, extra pip index)
 FAMILIES = {

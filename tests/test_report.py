@@ -16,7 +16,15 @@ import yaml
 from apt_packages import Unavailable, ensure
 from conftest import DATA, REPO, SLURM_TINY_CONFIGS, FinishedRun, run_snakemake, run_snakemake_from_repo, workflow_rules
 
-SECTIONS = {"1. Cohort", "2. Classifier", "3. GAN fakes", "4. Saliency", "5. Clinicians"}
+SECTIONS = {"1. Cohort", "2. Classifier", "3. GAN fakes", "4. Saliency", "5. Clinicians", "6. Beyond the paper"}
+BEYOND = {
+    "Calibration",
+    "Subgroups: age, sex, ancestry",
+    "Top-k, macro F1, per subject",
+    "Embedding gallery (kNN)",
+    "Held-out label (open set)",
+    "Summary: beside the paper's Average",
+}
 FACE_FIGURES = {"Figure 1: aligned faces", "Figure 4: composites"}
 OTHER_FIGURES = {"Figure 2: fake images", "Figure 3: confusion matrices", "Figure 5: permutation test"}
 
@@ -137,7 +145,8 @@ def test_report_renders_the_papers_sections_and_every_figure(finished_tiny_run, 
         assert section in seen["categories"][section]["menu"]  # the menu shows it
     subcategories = {sub for cat in seen["categories"].values() for sub in cat["subcategories"]}
     assert (
-        FACE_FIGURES | OTHER_FIGURES | {"Table 1: clinicians vs model", "Table 2: accuracy per class"} <= subcategories
+        FACE_FIGURES | OTHER_FIGURES | BEYOND | {"Table 1: clinicians vs model", "Table 2: accuracy per class"}
+        <= subcategories
     )
     # each subcategory page lists its results, one row per file (fake types and diseases told apart)
     pages = {sub: text for cat in seen["categories"].values() for sub, text in cat["subcategories"].items()}
@@ -165,6 +174,12 @@ def test_report_renders_the_papers_sections_and_every_figure(finished_tiny_run, 
         "saliency/real/permutation_WS.png",
         "saliency/real/permutation_22q.png",
         "clinicians.png",
+        *(
+            f"evaluation/{v}/{name}"
+            for v in ("real", "real+unrelated")
+            for name in ("reliability.png", "recall_by_age.png")
+        ),
+        "evaluation/held_out/control/distances.png",
     }
     assert set(images) == expected
     for name, size in images.items():

@@ -29,19 +29,26 @@ from syndface.options import config_schema, lookup, schema_of
 # Table 1's best fake variant is chosen on the validation histories (the default), not on Table 2:
 # what changes only the evaluation leaves compare_clinicians alone.
 EVALUATION = {"evaluate_classifier", "make_table2", "all"}
-PREDICTION = {"predict_classifier", "compare_clinicians"} | EVALUATION
+# Evaluation beyond the paper (tiny config: the real variant's gallery and TTA column, control held out):
+# what reads every variant's test predictions, the real model's TTA readout, the held-out-label models.
+BEYOND = {"calibrate_classifier", "evaluate_subgroups", "evaluate_readouts", "summarise_evaluation"}
+TTA = {"predict_tta", "evaluate_tta"}
+GALLERY = {"export_features", "match_gallery"}
+HELD_OUT = {"train_held_out_classifier", "export_held_out_features", "place_held_out", "all"}
+PREDICTION = {"predict_classifier", "compare_clinicians"} | EVALUATION | BEYOND | TTA | {"match_gallery"}
 SALIENCY = {"occlusion_maps", "saliency_composites", "permutation_test", "saliency_truth_check", "all"}
-# New fakes retrain only the fake variants' classifiers: the real model and its maps stay; the
-# label-fidelity tables judge the new fakes.
-FAKES = {"generate_fakes", "privacy_audit", "fake_fidelity", "train_classifier"} | PREDICTION
+# New fakes retrain only the fake variants' classifiers: the real model, its maps, gallery and TTA
+# stay; the label-fidelity tables judge the new fakes.
+FAKES = {"generate_fakes", "privacy_audit", "fake_fidelity", "train_classifier", "predict_classifier"}
+FAKES |= {"predict_out_of_fold", "compare_clinicians"} | EVALUATION | BEYOND
 GANS = {"train_gan", "gan_figures"} | FAKES
-# Every classifier retrains, the real-only one too, so its saliency maps follow, and so do the
-# GANs: their snapshots are measured (and chosen) in the real-only classifier's features.
-CLASSIFIERS = {"train_classifier"} | PREDICTION | SALIENCY | GANS
+# Every classifier retrains, the real-only one too, so its saliency maps follow, the held-out-label
+# ones, and the GANs: their snapshots are measured (and chosen) in the real-only classifier's features.
+CLASSIFIERS = {"train_classifier", "predict_out_of_fold"} | PREDICTION | SALIENCY | GALLERY | HELD_OUT | GANS
 ALIGNED = {"merge_aligned", "build_cache", "check_leakage", "plot_cohort_overview"} | CLASSIFIERS | GANS
-FOLDS = {"make_folds", "check_leakage"} | CLASSIFIERS | GANS
+FOLDS = {"make_folds", "check_leakage", "make_held_out_folds"} | CLASSIFIERS | GANS
 # The manifest is a checkpoint: its alignment shards are planned only once it has rerun.
-MANIFEST = {"build_manifest", "make_folds", "simulate_survey"} | ALIGNED
+MANIFEST = {"build_manifest", "make_folds", "make_held_out_folds", "simulate_survey"} | ALIGNED
 DEMO = {"make_demo_cohort"} | MANIFEST
 
 
@@ -55,7 +62,11 @@ EXPECTED: dict[str, set[str]] = {
     "device": CLASSIFIERS | GANS,
     "gpus": CLASSIFIERS | GANS,  # the torchrun launch of the training jobs
     "deterministic": CLASSIFIERS | GANS,
-    **each("demo.", "n_subjects n_auxiliary test_per_group image_size render_scale grey_share signal_strength", DEMO),
+    **each(
+        "demo.",
+        "n_subjects n_auxiliary test_per_group image_size render_scale grey_share signal_strength repeat_test_share",
+        DEMO,
+    ),  # fmt: skip
     "cohort.inputs": MANIFEST,
     "cohort.fairface_age_map": MANIFEST,
     **each("folds.", "n_folds group_by", FOLDS),
@@ -78,9 +89,14 @@ EXPECTED: dict[str, set[str]] = {
     **each("classifier.class_weights.", "WS 22q control unaffected", CLASSIFIERS),
     "classifier.image_size": {"build_cache"} | CLASSIFIERS,
     "classifier.ensemble_threshold": PREDICTION,
-    **each("classifier.", "class_mean_interval bootstrap", EVALUATION),
+    **each(
+        "classifier.",
+        "class_mean_interval bootstrap",
+        EVALUATION | {"evaluate_tta", "evaluate_readouts", "summarise_evaluation"},
+    ),  # fmt: skip
     # Dropping a variant leaves its models alone: only the tables and the fakes' audit change.
-    "classifier.variants": {"make_table2", "compare_clinicians", "privacy_audit", "all"},
+    "classifier.variants": {"make_table2", "compare_clinicians", "privacy_audit", "summarise_evaluation", "all"},
+    "classifier.tta": TTA | EVALUATION - {"evaluate_classifier"},
     **each(
         "gan.",
         "channel_base channel_max z_dim w_dim mapping_layers mbstd_group kimg batch lr r1_gamma pl_weight "
@@ -105,6 +121,15 @@ EXPECTED: dict[str, set[str]] = {
         {"permutation_test", "all"},
     ),  # fmt: skip
     **each("saliency.size_check.", "replicates permutations", {"permutation_test", "all"}),
+    "evaluation.ece_bins": {"calibrate_classifier", "summarise_evaluation", "all"},
+    "evaluation.temperature_scaling": {"calibrate_classifier", "summarise_evaluation", "all"},
+    "evaluation.min_cell_size": {"evaluate_subgroups", "place_held_out", "all"},
+    "evaluation.top_k": {"evaluate_readouts", "summarise_evaluation", "all"},
+    "evaluation.tta_variant": TTA | EVALUATION - {"evaluate_classifier"},
+    "evaluation.gallery_variants": GALLERY | {"summarise_evaluation", "all"},
+    "evaluation.knn_k": {"match_gallery", "place_held_out", "summarise_evaluation", "all"},
+    # Another disease held out is another target: its own folds, models and placement.
+    "evaluation.held_out_disease": {"make_held_out_folds"} | HELD_OUT,
     # Where jobs run and what the report shows change no result: nothing reruns.
     **each("cluster.", "gpu_partition gpu_type account cpu_rules cpu_partition", set()),
     "report.show_faces": set(),
@@ -127,6 +152,8 @@ SPECIAL = {
     "saliency.variants": ["real", "real+age_progression"],
     "saliency.diseases": ["WS", "22q"],
     "clinicians.surveys": ["extra/survey.tsv"],
+    "evaluation.tta_variant": "real+age_progression",
+    "evaluation.gallery_variants": ["real", "real+age_progression"],
     "clinicians.qualtrics": [
         {"export": "extra/export.csv", "mapping": "extra/map.tsv", "survey": "WS", "rater_column": "RecipientEmail"}
     ],

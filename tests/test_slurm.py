@@ -13,20 +13,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, run_snakemake_from_repo, workflow_rules
+from conftest import GPU_RULES, REPO, run_snakemake_from_repo, workflow_rules
 
-GPU_RULES = {
-    "train_classifier",
-    "predict_classifier",
-    "train_gan",
-    "gan_figures",
-    "generate_fakes",
-    "fake_fidelity",
-    "occlusion_maps",
-    "permutation_test",
-}
 HEAVY_CPU_RULES = {"align_shard", "build_cache", "check_leakage", "privacy_audit"}
-TRAINING_RULES = {"train_classifier", "train_gan"}  # `gpus` GPUs each (torchrun); the rest one GPU
+# `gpus` GPUs each (torchrun); the rest one GPU
+TRAINING_RULES = {"train_classifier", "train_gan", "train_held_out_classifier"}
 
 
 def _gres(rule: str, gpus: int, gpu_type: str = "p100") -> str:

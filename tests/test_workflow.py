@@ -144,11 +144,12 @@ def test_whole_study_runs_end_to_end_on_a_tiny_demo(tiny_run):
     table2 = read_tsv(results / "table2.tsv").set_index("class")
     assert list(table2.index) == ["WS", "22q", "control", "unaffected", "average"]
     assert [c for c in table2.columns if "_ci_" not in c] == [
-        "n_test", "n_evaluated", "n_excluded", "real", "+age_progression", "+blended_55"
+        "n_test", "n_evaluated", "n_excluded", "real", "+age_progression", "+blended_55", "real (TTA)"
     ]  # fmt: skip
     assert (table2["n_excluded"] == 0).all() and table2.loc["average", "n_test"] == (manifest["split"] == "test").sum()
     assert table2.loc["average", "real"] == pytest.approx(
-        table2.loc[["WS", "22q", "control", "unaffected"], "real"].mean()
+        table2.loc[["WS", "22q", "control", "unaffected"], "real"].mean(),
+        abs=1e-4,  # the table's 4 decimals
     )
 
     for variant in ("real", "real+age_progression", "real+blended_55"):
@@ -163,6 +164,30 @@ def test_whole_study_runs_end_to_end_on_a_tiny_demo(tiny_run):
     assert len(table1) == 20 and "SIMULATED" in (results / "table1.tsv").read_text()
     for name in ("permutation.tsv", "truth_check.tsv", "composites/WS.png", "permutation_22q.png"):
         assert (results / "saliency/real" / name).exists()
+
+    evaluation = results / "evaluation"
+    for variant in ("real", "real+age_progression", "real+blended_55"):
+        for name in ("calibration.tsv", "reliability.png", "subgroups.tsv", "recall_by_age.png", "subjects.tsv"):
+            assert (evaluation / variant / name).stat().st_size > 0, (variant, name)
+    assert set(read_tsv(evaluation / "real/subgroups.tsv")["attribute"]) == {"age_group", "sex", "ancestry"}
+    subjects = read_tsv(evaluation / "real/subjects.tsv").set_index("class")
+    assert subjects.loc["average", "subjects_with_several_photos"] > 0  # tiny.yaml repeats test photos
+    assert subjects.loc["average", "subject_n"] < subjects.loc["average", "image_n"]
+    summary = read_tsv(evaluation / "summary.tsv")
+    assert summary["variant"].tolist() == ["real", "+age_progression", "+blended_55"]
+    assert summary["average"].tolist() == pytest.approx(
+        table2.loc["average", ["real", "+age_progression", "+blended_55"]].tolist(), abs=1e-4
+    )
+    assert read_tsv(evaluation / "real/knn.tsv")["class"].iloc[-1] == "average"
+    placement = read_tsv(evaluation / "held_out/control/placement.tsv")
+    n_control = ((manifest["disease"] == "control") & (manifest["split"] == "test")).sum()
+    assert placement.loc[placement["age_group"] == "all", "landed"].sum() == n_control
+    assert (evaluation / "held_out/control/distances.png").stat().st_size > 0
+    held_out_folds = read_tsv(evaluation / "held_out/control/folds.tsv")
+    assert (
+        "control" not in set(held_out_folds["disease"])
+        and len(list((evaluation / "held_out/control").glob("fold*/model.pt"))) == 2
+    )
 
     rerun = run_snakemake(["-n", *TINY_CONFIGS], tiny_run)
     assert "Nothing to be done" in rerun.stdout + rerun.stderr

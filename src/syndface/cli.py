@@ -139,6 +139,52 @@ COMMANDS: dict[str, Command] = {
         "syndface.classify.options:Table2Options",
         "Table 2: per-class and average accuracy of every variant",
     ),
+    "predict-out-of-fold": Command(
+        "syndface.evaluation.out_of_fold",
+        "syndface.evaluation.options:InferenceOptions",
+        "each fold model's softmax on its own validation fold (to calibrate on)",
+    ),
+    "predict-tta": Command(
+        "syndface.evaluation.tta",
+        "syndface.evaluation.options:TTAOptions",
+        "fold models' softmax averaged over test-time flips/transposes, and their ensemble",
+    ),
+    "export-features": Command(
+        "syndface.evaluation.features",
+        "syndface.evaluation.options:InferenceOptions",
+        "every fold model's penultimate features of every cached image",
+    ),
+    "calibrate-classifier": Command(
+        "syndface.evaluation.calibration",
+        "syndface.evaluation.options:CalibrationOptions",
+        "Brier score, expected calibration error, reliability diagram, temperature scaling",
+    ),
+    "evaluate-subgroups": Command(
+        "syndface.evaluation.subgroups",
+        "syndface.evaluation.options:SubgroupOptions",
+        "recall and specificity by age group, sex and ancestry, with cell sizes",
+    ),
+    "evaluate-readouts": Command(
+        "syndface.evaluation.readouts",
+        "syndface.evaluation.options:ReadoutOptions",
+        "top-k, macro F1 and accuracy beside the paper's Average, per image and per subject",
+    ),
+    "match-gallery": Command(
+        "syndface.evaluation.gallery",
+        "syndface.evaluation.options:GalleryOptions",
+        "k-nearest-neighbour readout of the test images against the training gallery",
+    ),
+    "make-held-out-folds": Command(
+        "syndface.evaluation.held_out", None, "the folds table without one disease (held-out-label experiment)"
+    ),
+    "place-held-out": Command(
+        "syndface.evaluation.open_set",
+        "syndface.evaluation.options:HeldOutOptions",
+        "where a disease held out of training lands in the gallery, and how far from it",
+    ),
+    "summarise-evaluation": Command(
+        "syndface.evaluation.summary", None, "one row per variant: the paper's Average beside the other scores"
+    ),
     "fetch-weights": Command(
         "syndface.weights", None, "download a pretrained weights file, verified by its pinned SHA-256"
     ),

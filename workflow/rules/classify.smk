@@ -84,7 +84,8 @@ rule evaluate_classifier:
 
 rule make_table2:
     input:
-        get_variant_metrics(),
+        metrics=get_variant_metrics(),
+        tta=get_tta_metrics(),
     output:
         report(
             "results/table2.tsv",
@@ -98,6 +99,7 @@ rule make_table2:
         "../../envs/cpu.yaml"
     params:
         metrics=get_variant_metrics_args(),
+        tta=get_tta_metrics_args(),
         options=get_options("make-table2"),
     shell:
-        "syndface make-table2 --metrics {params.metrics} --options {params.options:q} --out {output} > {log} 2>&1"
+        "syndface make-table2 --metrics {params.metrics} {params.tta} --options {params.options:q} --out {output} > {log} 2>&1"

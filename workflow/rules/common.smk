@@ -12,7 +12,7 @@ from syndface.cli import options_class
 from syndface.launch import launcher
 from syndface.options import CONFIG_SCHEMA, options_json
 from syndface.weights import catalog_files
-from syndface.taxonomy import FAKE_TYPES, VARIANTS, variant_fake_type
+from syndface.taxonomy import DISEASES, FAKE_TYPES, VARIANTS, variant_fake_type
 
 # Fail before any job with every problem spelled out (key, bad value, what is allowed);
 # then let Snakemake's own validation have its say too (it also fills in the schema's defaults).
@@ -57,8 +57,29 @@ def check_variant_lists():
 check_variant_lists()
 
 
+def check_tta():
+    """Say before any job when the TTA column is dropped, or its transforms will mislead the models."""
+    variant = config["evaluation"]["tta_variant"]
+    if variant is not None and variant not in config["classifier"]["variants"]:
+        print(
+            f"note: evaluation.tta_variant {variant!r} is not in classifier.variants: Table 2 gets no TTA column",
+            file=sys.stderr,
+        )
+    if config["classifier"]["tta"] == "dihedral8" and config["classifier"]["augment"] != "paper":
+        print(
+            f"note: classifier.tta dihedral8 averages over transposed and upside-down faces, which augment "
+            f"{config['classifier']['augment']!r} never shows the models (only augment paper does); the "
+            "'(TTA)' column of Table 2 will suffer (classifier.tta: flip keeps to upright faces)",
+            file=sys.stderr,
+        )
+
+
+check_tta()
+
+
 wildcard_constraints:
     variant="|".join(map(re.escape, VARIANTS)),
+    disease="|".join(map(re.escape, DISEASES)),
     fake_type="|".join(FAKE_TYPES),
     fold=r"\d+",
 
@@ -75,6 +96,11 @@ GPU_RULES = [
     "fake_fidelity",
     "occlusion_maps",
     "permutation_test",
+    "predict_out_of_fold",
+    "predict_tta",
+    "export_features",
+    "train_held_out_classifier",
+    "export_held_out_features",
 ]
 # The CPU rules worth a cluster node (with cluster.cpu_rules: submit); every other rule runs on
 # the submit host, most of them take seconds.
@@ -362,6 +388,72 @@ def get_surveys():
     return surveys
 
 
+# Evaluation beyond the paper (workflow/rules/evaluation.smk).
+def get_tta_variant():
+    """The variant that also predicts with test-time augmentation (Table 2's "<variant> (TTA)"), or
+    None: none asked, classifier.tta none, or a variant that is no column of Table 2."""
+    variant = config["evaluation"]["tta_variant"]
+    if variant is None or config["classifier"]["tta"] == "none" or variant not in get_variants():
+        return None
+    return variant
+
+
+def get_tta_metrics():
+    variant = get_tta_variant()
+    return [f"results/evaluation/{variant}/tta/metrics.tsv"] if variant else []
+
+
+def get_tta_metrics_args():
+    return " ".join(f"--tta {get_tta_variant()}={path}" for path in get_tta_metrics())
+
+
+def get_out_of_fold(wildcards):
+    """The out-of-fold predictions the temperature is fitted on (none when scaling is off)."""
+    if not config["evaluation"]["temperature_scaling"]:
+        return []
+    return [f"results/evaluation/{wildcards.variant}/out_of_fold.tsv"]
+
+
+def get_out_of_fold_flag(wildcards):
+    return get_path_flags("--out-of-fold", get_out_of_fold(wildcards))
+
+
+def get_gallery_variants():
+    return config["evaluation"]["gallery_variants"]
+
+
+def get_held_out_disease():
+    return config["evaluation"]["held_out_disease"]
+
+
+def get_held_out_models(wildcards):
+    return [f"results/evaluation/held_out/{wildcards.disease}/fold{k}/model.pt" for k in FOLDS]
+
+
+def get_evaluation_args(flag, name, variants):
+    """`--flag v1=results/evaluation/v1/<name> v2=...` for the summary (nothing without variants)."""
+    pairs = " ".join(f"{v}=results/evaluation/{v}/{name}" for v in variants)
+    return f"{flag} {pairs}" if pairs else ""
+
+
+def get_summary_knn_variants():
+    return [v for v in get_variants() if v in get_gallery_variants()]
+
+
+def get_evaluation_outputs():
+    outputs = ["results/evaluation/summary.tsv"]
+    for variant in get_variants():
+        outputs += [
+            f"results/evaluation/{variant}/{name}"
+            for name in ("reliability.png", "recall_by_age.png", "readouts.tsv", "subjects.tsv")
+        ]
+    outputs += [f"results/evaluation/{variant}/knn.tsv" for variant in get_gallery_variants()]
+    disease = get_held_out_disease()
+    if disease:
+        outputs += [f"results/evaluation/held_out/{disease}/{name}" for name in ("placement.tsv", "distances.png")]
+    return outputs
+
+
 def get_final_outputs():
     return [
         "results/cohort/manifest.tsv",
@@ -376,4 +468,5 @@ def get_final_outputs():
         *[f"results/gan/fold{k}/{name}" for k in FOLDS for name in ("metrics.png", "grid.png", "progression.png")],
         *(["results/table1.tsv"] if get_surveys() else []),
         *get_saliency_outputs(),
+        *get_evaluation_outputs(),
     ]

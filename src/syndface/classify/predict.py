@@ -13,6 +13,7 @@ fallback.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +22,13 @@ import torch
 
 from syndface.align.cache import load_cache
 from syndface.classify.data import ImageSet
-from syndface.classify.model import load_classifier
+from syndface.classify.model import Classifier, load_classifier
 from syndface.classify.options import PredictOptions
 from syndface.classify.train import predict_probabilities
 from syndface.io import write_tsv
 from syndface.log import get_logger
 from syndface.options import add_options_argument
-from syndface.runtime import configure, resolve_device, resolve_precision
+from syndface.runtime import Precision, configure, resolve_device, resolve_precision
 from syndface.taxonomy import DISEASES
 
 log = get_logger("syndface.classify")
@@ -45,6 +46,29 @@ def ensemble(probabilities: np.ndarray, threshold: float) -> tuple[np.ndarray, n
     return mean, use.sum(0).astype(int), fallback
 
 
+def load_fold_model(
+    path: str, image_size: int, device: torch.device, precision: Precision, position: int = 0
+) -> tuple[Classifier, int]:
+    """(a fold model ready to predict `image_size` px images, its fold), refused when it was
+    trained at another size or for other classes."""
+    model, ckpt = load_classifier(path, device)
+    trained = ckpt["arch"].get("image_size")
+    if trained is not None and trained != image_size:
+        raise ValueError(
+            f"{path} was trained at {trained} px but the cache holds {image_size} px images: predict from the {trained} px cache"
+        )
+    if list(ckpt.get("classes", DISEASES)) != list(DISEASES):
+        raise ValueError(f"{path} predicts classes {ckpt['classes']}, not {list(DISEASES)}")
+    if precision.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model, int(ckpt.get("fold", position))
+
+
+def check_one_per_fold(folds: list[int]) -> None:
+    if len(set(folds)) != len(folds):
+        raise ValueError(f"the models are of folds {folds}: give one model per fold")
+
+
 def fold_probabilities(
     model_paths: list[str],
     images: ImageSet,
@@ -52,26 +76,18 @@ def fold_probabilities(
     batch_size: int,
     device: torch.device,
     precision: str = "auto",
+    wrap: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
 ) -> tuple[list[int], np.ndarray]:
-    """(fold number of each model, folds x images x classes softmax)."""
+    """(fold number of each model, folds x images x classes softmax). `wrap` turns each model into
+    what predicts (test-time augmentation: syndface.evaluation.tta)."""
     precision = resolve_precision(precision, device)
     folds, out = [], []
     for position, path in enumerate(model_paths):
-        model, ckpt = load_classifier(path, device)
-        trained = ckpt["arch"].get("image_size")
-        if trained is not None and trained != image_size:
-            raise ValueError(
-                f"{path} was trained at {trained} px but the cache holds {image_size} px images: predict from the {trained} px cache"
-            )
-        if list(ckpt.get("classes", DISEASES)) != list(DISEASES):
-            raise ValueError(f"{path} predicts classes {ckpt['classes']}, not {list(DISEASES)}")
-        if precision.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        folds.append(int(ckpt.get("fold", position)))
-        out.append(predict_probabilities(model, images, batch_size, precision, device))
+        model, fold = load_fold_model(path, image_size, device, precision, position)
+        folds.append(fold)
+        out.append(predict_probabilities(wrap(model) if wrap else model, images, batch_size, precision, device))
         log.info("fold %d model %s: %d test images", folds[-1], path, len(images))
-    if len(set(folds)) != len(folds):
-        raise ValueError(f"the models are of folds {folds}: give one model per fold")
+    check_one_per_fold(folds)
     return folds, np.stack(out)
 
 
@@ -89,6 +105,32 @@ def prediction_table(
     return table
 
 
+def predict_test_split(
+    model_paths: list[str],
+    cache_dir: str,
+    batch_size: int,
+    device: torch.device,
+    precision: str,
+    threshold: float,
+    wrap: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
+) -> tuple[pd.DataFrame, list[int]]:
+    """(the prediction table of the cache's test split, the models' folds)."""
+    cache, index = load_cache(cache_dir)
+    test = index[index["split"] == "test"]
+    if test.empty:
+        raise SystemExit(f"{cache_dir} holds no test-split image: nothing to predict")
+    images = ImageSet(cache, test["row"].to_numpy())
+    folds, probabilities = fold_probabilities(model_paths, images, cache.shape[1], batch_size, device, precision, wrap)
+    return prediction_table(test, folds, probabilities, threshold), folds
+
+
+def ensemble_note(folds: list[int], threshold: float) -> str:
+    return (
+        f"ensemble of folds {', '.join(map(str, folds))}: mean over fold models with max probability >= {threshold}; "
+        "fallback = plain mean over all models where none reaches it"
+    )
+
+
 def main(argv: list[str], prog: str = "syndface predict") -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
@@ -103,20 +145,10 @@ def main(argv: list[str], prog: str = "syndface predict") -> int:
 
     device = resolve_device(opts.device)
     configure(device, args.num_threads)
-    cache, index = load_cache(args.cache)
-    test = index[index["split"] == "test"]
-    if test.empty:
-        raise SystemExit(f"{args.cache} holds no test-split image: nothing to predict")
-    folds, probabilities = fold_probabilities(
-        args.models, ImageSet(cache, test["row"].to_numpy()), cache.shape[1], opts.batch_size, device, opts.precision
+    table, folds = predict_test_split(
+        args.models, args.cache, opts.batch_size, device, opts.precision, opts.ensemble_threshold
     )
-    threshold = opts.ensemble_threshold
-    table = prediction_table(test, folds, probabilities, threshold)
-    header = [
-        f"ensemble of folds {', '.join(map(str, folds))}: mean over fold models with max probability >= {threshold}; "
-        "fallback = plain mean over all models where none reaches it"
-    ]
-    write_tsv(table, args.out, header_lines=header)
+    write_tsv(table, args.out, header_lines=[ensemble_note(folds, opts.ensemble_threshold)])
     log.info(
         "%d test images, %d fallback rows, accuracy %.3f -> %s",
         len(table),

@@ -69,6 +69,24 @@ def make_table2(metrics: dict[str, pd.DataFrame], with_ci: bool = False) -> pd.D
     return table.round(4)
 
 
+TTA_SUFFIX = " (TTA)"
+
+
+def add_tta_columns(table: pd.DataFrame, tta: dict[str, pd.DataFrame], with_ci: bool = False) -> pd.DataFrame:
+    """Table 2 with a "<column> (TTA)" column (and its interval) after the variants' own for each
+    variant in `tta`, from its test-time-augmented metrics; they must count the table's images."""
+    table = table.copy()
+    for variant in (v for v in VARIANTS if v in tta):
+        part = make_table2({variant: tta[variant]}, with_ci)
+        counts = [c for c in COUNT_COLUMNS.values() if c in table.columns]
+        if counts != [c for c in COUNT_COLUMNS.values() if c in part.columns] or not part[counts].equals(table[counts]):
+            raise ValueError(f"the TTA metrics of {variant} count other test images than Table 2's: re-run them")
+        name = column_name(variant)
+        for column in (c for c in part.columns if c == name or c.startswith(f"{name}_ci_")):
+            table[name + TTA_SUFFIX + column[len(name) :]] = part[column]
+    return table
+
+
 def table2_header(
     class_mean_interval: str, with_ci: bool, n_boot: int | None = None, seed: int | None = None, level: float = 0.95
 ) -> list[str]:
@@ -96,6 +114,13 @@ def main(argv: list[str], prog: str = "syndface make-table2") -> int:
         metavar="VARIANT=PATH",
         help="e.g. real=results/evaluation/real/metrics.tsv real+age_progression=...",
     )
+    p.add_argument(
+        "--tta",
+        nargs="*",
+        default=[],
+        metavar="VARIANT=PATH",
+        help="test-time-augmented metrics of a variant (syndface predict-tta, evaluate-classifier): column '<variant> (TTA)'",
+    )
     add_options_argument(p, Table2Options)
     p.add_argument("--out", required=True, help="results/table2.tsv")
     args = p.parse_args(argv)
@@ -103,5 +128,12 @@ def main(argv: list[str], prog: str = "syndface make-table2") -> int:
     paths = variant_paths(args.metrics, "--metrics")
     table = make_table2({variant: read_tsv(path) for variant, path in paths.items()}, with_ci=True)
     header = table2_header(opts.class_mean_interval, with_ci=True, n_boot=opts.bootstrap, seed=opts.seed)
+    tta = {variant: read_tsv(path) for variant, path in variant_paths(args.tta, "--tta").items()}
+    if tta:
+        table = add_tta_columns(table, tta, with_ci=True)
+        header.append(
+            f"{', '.join(column_name(v) + TTA_SUFFIX for v in tta)}: the same fold models with test-time augmentation "
+            "(classifier.tta; predictions and header in results/evaluation/<variant>/tta/), beyond the paper"
+        )
     write_tsv(table, args.out, header_lines=header)
     return 0

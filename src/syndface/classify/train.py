@@ -41,7 +41,7 @@ import concurrent.futures
 import contextlib
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,12 +226,18 @@ def train_step(
 
 
 @torch.no_grad()
-def predict_probabilities(
-    model: torch.nn.Module, images: ImageSet, batch_size: int, precision: Precision, device: torch.device
+def batched_outputs(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    images: ImageSet,
+    batch_size: int,
+    precision: Precision,
+    device: torch.device,
+    width: int,
+    after: Callable[[torch.Tensor], torch.Tensor] = lambda y: y,
 ) -> np.ndarray:
-    """Softmax of every image of `images` (N x C, float32); every batch padded to batch_size so
-    the GPU sees one shape."""
-    model.eval()
+    """after(forward(normalised batch)) of every image of `images` (N x width, float32): `forward`
+    under the precision's autocast, `after` on its float32 result; every batch padded to
+    batch_size so the GPU sees one shape."""
     out = []
     index_batches = [np.arange(i, min(i + batch_size, len(images))) for i in range(0, len(images), batch_size)]
     for idx, batch in prefetched(images, index_batches):
@@ -239,9 +245,17 @@ def predict_probabilities(
             batch = torch.cat([batch, batch.new_zeros((batch_size - len(batch), *batch.shape[1:]))])
         x = normalise(to_unit_float(to_device(batch, device), device), precision.channels_last)
         with precision.autocast_context():
-            logits = model(x)
-        out.append(torch.softmax(logits.float(), 1)[: len(idx)].cpu())
-    return torch.cat(out).numpy() if out else np.empty((0, len(DISEASES)), np.float32)
+            y = forward(x)
+        out.append(after(y.float())[: len(idx)].cpu())
+    return torch.cat(out).numpy() if out else np.empty((0, width), np.float32)
+
+
+def predict_probabilities(
+    model: torch.nn.Module, images: ImageSet, batch_size: int, precision: Precision, device: torch.device
+) -> np.ndarray:
+    """Softmax of every image of `images` (N x C, float32)."""
+    model.eval()
+    return batched_outputs(model, images, batch_size, precision, device, len(DISEASES), lambda y: torch.softmax(y, 1))
 
 
 def validate(

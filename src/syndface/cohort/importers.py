@@ -13,7 +13,9 @@ Supported formats (config `cohort.inputs[].format`):
   The labels of its "Split" variant, the disease label with the age token appended
   (`WSolderadult`, `22q11DS2y`, `Controlsyoungchild`, `Normal2y`), import too.
 - `fairface`: FairFace label CSVs (`file,age,gender,race,service_test`), all unaffected and
-  auxiliary; the age bin is mapped to an age group by a configurable map.
+  auxiliary; the age bin is mapped to an age group by a configurable map; `gender` becomes the
+  manifest's optional `sex` column (lower-cased), `race` its `ancestry` column (as given), for
+  the subgroup tables of `syndface.evaluation`.
 """
 
 from __future__ import annotations
@@ -191,6 +193,20 @@ def import_paper_csv(spec: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return _rows(rows), _rejects(rejects)
 
 
+FAIRFACE_TRAITS = {"gender": "sex", "race": "ancestry"}
+
+
+def fairface_traits(rec: dict[str, str]) -> dict[str, str]:
+    """A FairFace row's `gender` and `race` as the manifest's `sex` (female/male) and `ancestry`
+    (FairFace's race group, e.g. East Asian); `service_test` as given."""
+    out = {name: rec[column].strip() for column, name in FAIRFACE_TRAITS.items() if column in rec}
+    if "sex" in out:
+        out["sex"] = out["sex"].lower()
+    if "service_test" in rec:
+        out["service_test"] = rec["service_test"]
+    return out
+
+
 def import_fairface(spec: dict[str, Any], age_map: dict[str, str], seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     source_name = str(spec["path"])
     table = pd.read_csv(spec["path"], dtype=str, keep_default_na=False, encoding="utf-8-sig")
@@ -232,7 +248,7 @@ def import_fairface(spec: dict[str, Any], age_map: dict[str, str], seed: int) ->
                 "subject_id": image_id,
                 "split": "train",
                 "fairface_age": age_bin,
-                **{k: rec[k] for k in ("gender", "race", "service_test") if k in rec},
+                **fairface_traits(rec),
                 "_input": source_name,
                 "_line": line,
             }

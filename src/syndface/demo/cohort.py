@@ -9,6 +9,12 @@ Design (shaped like the paper's data, Duong et al. 2022 and its code):
   fewer infants and older adults); every disease x age group gets at least one subject. Each
   subject has 1-3 images, at one age in other poses or at other ages.
 - Auxiliary unaffected set in FairFace's role: one image per subject, mostly adults.
+- `repeat_test_share` of the cohort's test subjects get a second photograph at the same age
+  group in another pose (default none, the survey design), so a per-subject readout has subjects
+  with several test photos.
+- Per subject, for subgroup tables: `sex` (female/male, half each; the faces carry no sex
+  difference, so it is a null subgroup) and `ancestry`, a skin-tone group (light, medium, dark:
+  thirds of the drawn tone range) standing in for the ancestry columns of real data.
 - Per image: penetrance (subject level plus image jitter; some affected faces show little),
   smiling (WS 60 %, others 44 %, as in the paper's test images), grey scale in `grey_share` of the
   train images, roll, scale, shift, lighting, background, blur and JPEG artefacts.
@@ -62,7 +68,12 @@ MANIFEST_COLUMNS = (
     "smiling",
     "grey",
     "roll_deg",
+    "sex",
+    "ancestry",
 )
+SEXES = ("female", "male")
+# Thirds of the skin-tone range (Identity.tone), the demo's stand-in for an ancestry group.
+TONE_GROUPS = ("light", "medium", "dark")
 
 
 @dataclass(frozen=True)
@@ -116,10 +127,11 @@ def years_in(age_group: str, gen: np.random.Generator) -> float:
     return float(gen.uniform(max(lower, 1 / 12), upper))
 
 
-def image_age_groups(plan: SubjectPlan, gen: np.random.Generator) -> list[str]:
-    """Age group of each of a subject's images (test and auxiliary subjects have one image)."""
+def image_age_groups(plan: SubjectPlan, gen: np.random.Generator, repeat_test: bool = False) -> list[str]:
+    """Age group of each of a subject's images (test and auxiliary subjects have one image; a test
+    subject with `repeat_test` two, at the same age group)."""
     if plan.split == "test" or plan.source == "auxiliary":
-        return [plan.age_group]
+        return [plan.age_group] * (2 if repeat_test and plan.source == "cohort" else 1)
     n = 1 + int(gen.choice(len(IMAGES_PER_SUBJECT_P), p=IMAGES_PER_SUBJECT_P))
     groups = [plan.age_group]
     others = [a for a in AGE_GROUPS if a != plan.age_group]
@@ -132,6 +144,17 @@ def image_age_groups(plan: SubjectPlan, gen: np.random.Generator) -> list[str]:
 
 def subject_id_of(plan: SubjectPlan, number: int) -> str:
     return f"{'s' if plan.source == 'cohort' else 'a'}{number:04d}"
+
+
+def tone_group(tone: float) -> str:
+    """The skin-tone third of a tone in [0, 1]."""
+    return TONE_GROUPS[min(int(tone * len(TONE_GROUPS)), len(TONE_GROUPS) - 1)]
+
+
+def subject_traits(seed: int, subject_id: str, identity: Identity) -> dict[str, str]:
+    """Sex (its own random stream, so the images do not change) and the skin-tone group."""
+    sex = SEXES[int(rng(seed, "sex", subject_id).random() < 0.5)]
+    return {"sex": sex, "ancestry": tone_group(identity.tone)}
 
 
 def make_demo_cohort(cfg: DemoOptions, out_dir: str | Path) -> pd.DataFrame:
@@ -149,7 +172,8 @@ def make_demo_cohort(cfg: DemoOptions, out_dir: str | Path) -> pd.DataFrame:
         gen = rng(cfg.seed, "subject", subject_id)
         identity = sample_identity(gen)
         base_penetrance = float(gen.beta(4.0, 1.6)) if plan.disease in AFFECTED else 0.0
-        for k, age_group in enumerate(image_age_groups(plan, gen), start=1):
+        repeat = plan.split == "test" and rng(cfg.seed, "test-repeat", subject_id).random() < cfg.repeat_test_share
+        for k, age_group in enumerate(image_age_groups(plan, gen, repeat), start=1):
             jobs.append((plan, subject_id, f"{subject_id}_{k}", age_group, identity, base_penetrance))
     log.info("rendering %d images of %d subjects into %s", len(jobs), len(plans), out_dir)
     masks = RegionMaskBuilder()
@@ -209,6 +233,7 @@ def render_one(
         "smiling": int(smiling),
         "grey": int(grey),
         "roll_deg": round(shot.roll_deg, 2),
+        **subject_traits(cfg.seed, subject_id, identity),
     }
     baseline = make_face(identity, years, dict.fromkeys(EFFECTS, 0.0), smiling)
     return row, points, face, baseline, effects

@@ -20,6 +20,7 @@ class DemoOptions(Options):
     render_scale: int = setting("demo.render_scale")
     grey_share: float = setting("demo.grey_share")
     signal_strength: float = setting("demo.signal_strength")
+    repeat_test_share: float = setting("demo.repeat_test_share")
 
     def check(self) -> None:
         n_test = len(AFFECTED) * len(AGE_GROUPS) * self.test_per_group
@@ -47,3 +48,5 @@ class DemoOptions(Options):
             raise ValueError(f"grey_share must lie in [0, 1], got {self.grey_share}")
         if self.signal_strength < 0:
             raise ValueError(f"signal_strength must be >= 0, got {self.signal_strength}")
+        if not 0.0 <= self.repeat_test_share <= 1.0:
+            raise ValueError(f"repeat_test_share must lie in [0, 1], got {self.repeat_test_share}")

@@ -76,6 +76,7 @@ class Identity:
     lips: float
     brows: float
     jaw: float
+    tone: float = 0.0  # where the skin lies on SKIN_TONES: 0 the lightest, 1 the darkest
 
 
 def sample_identity(gen: np.random.Generator) -> Identity:
@@ -106,6 +107,7 @@ def sample_identity(gen: np.random.Generator) -> Identity:
         lips=u(0.85, 1.15),
         brows=u(0.8, 1.2),
         jaw=u(0.8, 1.2),
+        tone=float(dark),
     )
 
 

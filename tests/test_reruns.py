@@ -85,15 +85,20 @@ EXPECTED: dict[str, set[str]] = {
         CLASSIFIERS,
     ),  # fmt: skip
     # Resolved per variant: {real: weights, fakes: batch} from `weights` retrains the fake variants only.
-    "classifier.loss_normalisation": {"train_classifier"} | PREDICTION,
+    # The real-only and held-out-label models, their TTA and gallery stay.
+    "classifier.loss_normalisation": {
+        "train_classifier",
+        "predict_classifier",
+        "predict_out_of_fold",
+        "compare_clinicians",
+    }
+    | EVALUATION
+    | BEYOND,
     **each("classifier.class_weights.", "WS 22q control unaffected", CLASSIFIERS),
     "classifier.image_size": {"build_cache"} | CLASSIFIERS,
     "classifier.ensemble_threshold": PREDICTION,
-    **each(
-        "classifier.",
-        "class_mean_interval bootstrap",
-        EVALUATION | {"evaluate_tta", "evaluate_readouts", "summarise_evaluation"},
-    ),  # fmt: skip
+    "classifier.class_mean_interval": EVALUATION | {"evaluate_tta"},
+    "classifier.bootstrap": EVALUATION | {"evaluate_tta", "evaluate_readouts", "summarise_evaluation"},
     # Dropping a variant leaves its models alone: only the tables and the fakes' audit change.
     "classifier.variants": {"make_table2", "compare_clinicians", "privacy_audit", "summarise_evaluation", "all"},
     "classifier.tta": TTA | EVALUATION - {"evaluate_classifier"},

@@ -29,13 +29,17 @@ def get_options(command):
     return options_json(options_class(command), config)
 
 
-def get_train_options(wildcards):
+def train_options(variant):
     """train-classifier's --options for one variant, its loss normalisation resolved to the variant's
     family: a changed `classifier.loss_normalisation.fakes` retrains the fake variants only."""
     options = json.loads(get_options("train-classifier"))
     classifier = options["classifier"]
-    classifier["loss_normalisation"] = loss_normalisation_for(wildcards.variant, classifier["loss_normalisation"])
+    classifier["loss_normalisation"] = loss_normalisation_for(variant, classifier["loss_normalisation"])
     return json.dumps(options, sort_keys=True)
+
+
+def get_train_options(wildcards):
+    return train_options(wildcards.variant)
 
 
 def get_launcher():

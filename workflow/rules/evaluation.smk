@@ -239,7 +239,7 @@ rule train_held_out_classifier:
         **gpu_resources(runtime=720, mem_mb=64000, cpus_per_task=8, training=True),
     params:
         out_dir=subpath(output.model, parent=True),
-        options=get_options("train-classifier"),
+        options=train_options("real"),  # real images only: the real family's loss normalisation
         launch=get_launcher(),
         pretrained=get_path_flags("--pretrained", get_pretrained()),
     shell:

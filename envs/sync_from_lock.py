@@ -1,6 +1,8 @@
 """Rewrite envs/{cpu,gpu,gpu-pascal}.yaml from requirements.lock (run after changing the lock).
 
     python envs/sync_from_lock.py
+    python envs/sync_from_lock.py --requirements gpu-pascal   (the env's pip pins, for a venv:
+                                                               what `make venv-gpu-pascal` installs)
 
 Each env pins every package of the lock at the lock's version, except where its torch build
 differs (tests/test_envs.py checks this independently of this script):
@@ -52,6 +54,19 @@ def lock_pins() -> list[tuple[str, str]]:
     return pins
 
 
+def pip_lines(env: str) -> list[str]:
+    """The env's pip requirements: its extra index, then every kept pin of the lock."""
+    spec = ENVS[env]
+    lines = [f"--extra-index-url {spec['index']}"] if spec["index"] else []
+    for name, version in lock_pins():
+        if spec["drop"](name):
+            continue
+        if spec["local"] and name.lower() in {"torch", "torchvision"}:
+            version = f"{version}+{spec['local']}"
+        lines.append(f"{name}=={version}")
+    return lines
+
+
 def render(env: str) -> str:
     spec = ENVS[env]
     lines = [
@@ -67,18 +82,18 @@ def render(env: str) -> str:
         "  - pip",
         "  - pip:",
     ]
-    if spec["index"]:
-        lines.append(f"      - --extra-index-url {spec['index']}")
-    for name, version in lock_pins():
-        if spec["drop"](name):
-            continue
-        if spec["local"] and name.lower() in {"torch", "torchvision"}:
-            version = f"{version}+{spec['local']}"
-        lines.append(f"      - {name}=={version}")
+    lines += [f"      - {line}" for line in pip_lines(env)]
     return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
-    for env in ENVS:
-        (HERE / f"{env}.yaml").write_text(render(env))
-        print(f"wrote envs/{env}.yaml")
+    import sys
+
+    if len(sys.argv) == 3 and sys.argv[1] == "--requirements" and sys.argv[2] in ENVS:
+        print("\n".join(pip_lines(sys.argv[2])))
+    elif len(sys.argv) == 1:
+        for env in ENVS:
+            (HERE / f"{env}.yaml").write_text(render(env))
+            print(f"wrote envs/{env}.yaml")
+    else:
+        sys.exit(f"usage: {sys.argv[0]} [--requirements {{{','.join(ENVS)}}}]")

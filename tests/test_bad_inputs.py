@@ -167,6 +167,6 @@ def test_a_decompression_bomb_is_refused_without_decoding_it(tmp_path):
     assert reason.startswith("DecompressionBombWarning") and int(peak_mb) < 250
 
 
-def test_the_docs_table_lists_every_kind_with_its_outcome():
-    assert markdown_table() in (REPO / "docs" / "bad-inputs.md").read_text()
+def test_the_readme_table_lists_every_kind_with_its_outcome():
+    assert markdown_table() in (REPO / "README.md").read_text()
     assert {k.name for k in KIND.values()} >= {"duplicate image id", "the same subject in train and test"}

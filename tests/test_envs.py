@@ -59,6 +59,19 @@ def test_env_pins_every_lock_package_at_the_lock_version(env):
         assert pins == _lock()  # the Turing+ env is the lock itself (what `make` installs)
 
 
+def test_the_pascal_venv_installs_the_pascal_env_pins():
+    """`make venv-gpu-pascal` (a venv for P100/V100 nodes, without conda) installs exactly
+    envs/gpu-pascal.yaml's pip list, the CUDA 12.6 torch build from its index."""
+    listed = subprocess.run(
+        ["python3", str(ENVS / "sync_from_lock.py"), "--requirements", "gpu-pascal"],
+        capture_output=True, text=True, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    assert listed == _pip_lines("gpu-pascal")
+    plan = subprocess.run(["make", "-n", "venv-gpu-pascal"], cwd=REPO, capture_output=True, text=True, check=True)
+    assert "sync_from_lock.py --requirements gpu-pascal > .venv-gpu-pascal/requirements.txt" in plan.stdout
+    assert "-m pip install --quiet -r .venv-gpu-pascal/requirements.txt" in plan.stdout
+
+
 @pytest.mark.parametrize("env", sorted(FAMILIES))
 def test_env_has_no_path_that_breaks_when_snakemake_copies_it(env):
     text = (ENVS / f"{env}.yaml").read_text()

@@ -96,3 +96,23 @@ def test_torch_and_npz_files_are_byte_identical_across_runs(tmp_path, monkeypatc
     assert torch.equal(torch.load(tmp_path / "b.pt", weights_only=True)["w"], obj["w"])
     with np.load(tmp_path / "b.npz") as saved:
         assert np.array_equal(saved["m"], np.eye(3))
+
+
+def test_every_torch_load_in_the_package_is_weights_only():
+    """Safe loading: no checkpoint, weights file or pickle is unpickled with code execution allowed
+    (the FFHQ pickle goes through syndface.gan.ffhq's restricted unpickler instead)."""
+    import ast
+    from pathlib import Path
+
+    import syndface
+
+    calls = []
+    for path in sorted(Path(syndface.__file__).parent.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            func = node.func if isinstance(node, ast.Call) else None
+            if isinstance(func, ast.Attribute) and func.attr == "load" and getattr(func.value, "id", "") == "torch":
+                keywords = {k.arg: k.value for k in node.keywords}
+                safe = isinstance(keywords.get("weights_only"), ast.Constant) and keywords["weights_only"].value is True
+                calls.append((f"{path.name}:{node.lineno}", safe))
+    assert len(calls) >= 5, calls  # the scan finds the package's loads
+    assert [where for where, safe in calls if not safe] == []

@@ -62,7 +62,7 @@ def test_p100_on_the_pypi_build_stops_with_the_legacy_environment(fake_gpu):
     for part in ("Tesla P100-PCIE-16GB", "compute capability 6.0", " ".join(PYPI_CU130), "no kernel image"):
         assert part in message
     assert "torch==2.14.1+cu126" in message and runtime.LEGACY_INDEX_URL in message
-    assert "make venv-gpu-legacy" in message
+    assert "make venv-gpu-pascal" in message
     with pytest.raises(GpuBuildError, match="compute capability 7.0"):
         fake_gpu(V100, PYPI_CU130, "Tesla V100-SXM2-16GB")
         runtime.check_gpu_arch(device)

@@ -31,7 +31,7 @@ LEGACY_INSTALL = (
     f"pip install torch=={TORCH_VERSION}+cu126 torchvision=={TORCHVISION_VERSION}+cu126 --index-url {LEGACY_INDEX_URL}"
 )
 DEFAULT_INSTALL = f"pip install torch=={TORCH_VERSION} torchvision=={TORCHVISION_VERSION}"
-LEGACY_ENV = f"the Pascal/Volta GPU environment (`make venv-gpu-legacy`, or: {LEGACY_INSTALL})"
+LEGACY_ENV = f"the Pascal/Volta GPU environment (`make venv-gpu-pascal`, or: {LEGACY_INSTALL})"
 DEFAULT_ENV = (
     f"the default GPU environment (requirements.lock as `make demo` installs it, or: {DEFAULT_INSTALL} from PyPI)"
 )

@@ -131,20 +131,38 @@ def ensemble_note(folds: list[int], threshold: float) -> str:
     )
 
 
-def main(argv: list[str], prog: str = "syndface predict") -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument(
-        "--models", nargs="+", required=True, help="the fold models (results/classifier/<variant>/fold<k>/model.pt)"
+def fold_models_command(
+    argv: list[str],
+    prog: str,
+    description: str | None,
+    options: type,
+    out_help: str,
+    models_help: str = "the fold models of one variant (results/classifier/<variant>/fold<k>/model.pt)",
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> tuple[argparse.Namespace, torch.device]:
+    """The command line shared by the commands that run fold models over a packed cache (predict,
+    predict-tta, predict-out-of-fold, export-features): --models, --cache, what `extra` adds,
+    --options (validated by `options`), --num-threads, --out. Returns the parsed arguments and
+    the device, resolved (GPU build checked) and configured."""
+    p = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    p.add_argument("--models", nargs="+", required=True, help=models_help)
     p.add_argument("--cache", required=True, help="packed cache directory at the models' resolution")
-    add_options_argument(p, PredictOptions)
+    if extra is not None:
+        extra(p)
+    add_options_argument(p, options)
     p.add_argument("--num-threads", type=int, default=1)
-    p.add_argument("--out", required=True, help="results/predictions/<variant>/test.tsv")
+    p.add_argument("--out", required=True, help=out_help)
     args = p.parse_args(argv)
-    opts = args.options
-
-    device = resolve_device(opts.device)
+    device = resolve_device(args.options.device)
     configure(device, args.num_threads)
+    return args, device
+
+
+def main(argv: list[str], prog: str = "syndface predict") -> int:
+    args, device = fold_models_command(argv, prog, __doc__, PredictOptions, "results/predictions/<variant>/test.tsv")
+    opts = args.options
     table, folds = predict_test_split(
         args.models, args.cache, opts.batch_size, device, opts.precision, opts.ensemble_threshold
     )

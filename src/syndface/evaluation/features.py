@@ -12,20 +12,18 @@ paper's 64k images x 5 folds x 1,792 take 2.3 GB).
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
 from syndface.align.cache import load_cache
 from syndface.classify.data import ImageSet
-from syndface.classify.predict import check_one_per_fold, load_fold_model
+from syndface.classify.predict import check_one_per_fold, fold_models_command, load_fold_model
 from syndface.classify.train import batched_outputs
 from syndface.evaluation.options import InferenceOptions
 from syndface.io import save_npz
 from syndface.log import get_logger
-from syndface.options import add_options_argument
-from syndface.runtime import configure, resolve_device, resolve_precision
+from syndface.runtime import resolve_precision
 
 log = get_logger("syndface.evaluation")
 LABEL_FIELDS = ("image_id", "disease", "age_group", "source", "split")
@@ -57,17 +55,10 @@ def load_features(path: str | Path) -> tuple[dict[str, np.ndarray], np.ndarray, 
 
 
 def main(argv: list[str], prog: str = "syndface export-features") -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", required=True, help="the fold models")
-    p.add_argument("--cache", required=True, help="packed cache directory at the models' resolution")
-    add_options_argument(p, InferenceOptions)
-    p.add_argument("--num-threads", type=int, default=1)
-    p.add_argument("--out", required=True, help="features.npz")
-    args = p.parse_args(argv)
+    args, device = fold_models_command(
+        argv, prog, __doc__, InferenceOptions, "features.npz", models_help="the fold models"
+    )
     opts = args.options
-
-    device = resolve_device(opts.device)
-    configure(device, args.num_threads)
     cache, index = load_cache(args.cache)
     folds, features = fold_features(
         args.models, ImageSet(cache, index["row"].to_numpy()), cache.shape[1], opts.batch_size, device, opts.precision

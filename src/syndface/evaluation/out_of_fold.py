@@ -17,13 +17,12 @@ import pandas as pd
 
 from syndface.align.cache import load_cache
 from syndface.classify.data import ImageSet, split_fold
-from syndface.classify.predict import check_one_per_fold, load_fold_model
+from syndface.classify.predict import check_one_per_fold, fold_models_command, load_fold_model
 from syndface.classify.train import predict_probabilities
 from syndface.evaluation.options import InferenceOptions
 from syndface.io import read_tsv, write_tsv
 from syndface.log import get_logger
-from syndface.options import add_options_argument
-from syndface.runtime import configure, resolve_device, resolve_precision
+from syndface.runtime import resolve_precision
 from syndface.taxonomy import DISEASES
 
 log = get_logger("syndface.evaluation")
@@ -59,18 +58,12 @@ def out_of_fold_predictions(
 
 
 def main(argv: list[str], prog: str = "syndface predict-out-of-fold") -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", required=True, help="the fold models of one variant")
-    p.add_argument("--cache", required=True, help="packed cache directory at the models' resolution")
-    p.add_argument("--folds", required=True, help="results/folds/folds.tsv (the models' folds)")
-    add_options_argument(p, InferenceOptions)
-    p.add_argument("--num-threads", type=int, default=1)
-    p.add_argument("--out", required=True, help="results/evaluation/<variant>/out_of_fold.tsv")
-    args = p.parse_args(argv)
-    opts = args.options
+    def folds_flag(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--folds", required=True, help="results/folds/folds.tsv (the models' folds)")
 
-    device = resolve_device(opts.device)
-    configure(device, args.num_threads)
+    out_help = "results/evaluation/<variant>/out_of_fold.tsv"
+    args, device = fold_models_command(argv, prog, __doc__, InferenceOptions, out_help, extra=folds_flag)
+    opts = args.options
     cache, index = load_cache(args.cache)
     table = out_of_fold_predictions(
         args.models, cache, index, read_tsv(args.folds), opts.batch_size, device, opts.precision

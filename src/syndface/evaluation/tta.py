@@ -11,17 +11,13 @@ variant's own column.
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 from torch import nn
 
-from syndface.classify.predict import ensemble_note, predict_test_split
+from syndface.classify.predict import ensemble_note, fold_models_command, predict_test_split
 from syndface.evaluation.options import TTAOptions
 from syndface.io import write_tsv
 from syndface.log import get_logger
-from syndface.options import add_options_argument
-from syndface.runtime import configure, resolve_device
 
 log = get_logger("syndface.evaluation")
 
@@ -63,17 +59,9 @@ class TestTimeAugmented(nn.Module):
 
 
 def main(argv: list[str], prog: str = "syndface predict-tta") -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", required=True, help="the fold models of one variant")
-    p.add_argument("--cache", required=True, help="packed cache directory at the models' resolution")
-    add_options_argument(p, TTAOptions)
-    p.add_argument("--num-threads", type=int, default=1)
-    p.add_argument("--out", required=True, help="results/evaluation/<variant>/tta/predictions.tsv")
-    args = p.parse_args(argv)
+    out_help = "results/evaluation/<variant>/tta/predictions.tsv"
+    args, device = fold_models_command(argv, prog, __doc__, TTAOptions, out_help)
     opts = args.options
-
-    device = resolve_device(opts.device)
-    configure(device, args.num_threads)
     table, folds = predict_test_split(
         args.models,
         args.cache,

@@ -26,6 +26,10 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrices: BLAS threa
 import numpy as np  # noqa: E402
 
 from syndface.clinicians.calibration import (  # noqa: E402
+    GROUP_LEVELS,
+    GROUP_SIZES,
+    SURVEY_LEVELS,
+    SURVEY_SIZES,
     Design,
     image_pvalues,
     rater_pvalues,
@@ -38,14 +42,8 @@ from syndface.permutations import rejection_bound  # noqa: E402
 from syndface.seeding import rng  # noqa: E402
 
 ALPHA = 0.05
-GROUPS = {
-    "paper group": dict(n_images=10, n_raters=30, per_rater=5),
-    "demo group": dict(n_images=6, n_raters=32, per_rater=5),
-}
-SURVEYS = {
-    "paper survey": dict(n_images=100, n_raters=34, per_rater=50, spread=0.9),
-    "demo survey": dict(n_images=60, n_raters=32, per_rater=50, spread=0.9),
-}
+GROUPS = {f"{size} group": design for size, design in GROUP_SIZES.items()}
+SURVEYS = {f"{size} survey": design for size, design in SURVEY_SIZES.items()}
 
 
 def row(name: str, rates: dict[str, tuple[float, int]]) -> str:
@@ -75,10 +73,8 @@ def main() -> None:
     columns += ["count test (population null)", "rater t (fixed model)", "rater sign (fixed model)"]
     print("| scenario | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
-    scenarios = [(g, level, 0.0, d) for g, d in GROUPS.items() for level in (0.51, 0.67, 0.81, 0.86)]
-    scenarios += [
-        (s, level, sd, d) for s, d in SURVEYS.items() for level, sd in ((0.775, 0.0), (0.593, 0.0), (0.775, 0.5))
-    ]
+    scenarios = [(g, level, 0.0, d) for g, d in GROUPS.items() for level in GROUP_LEVELS]
+    scenarios += [(s, level, sd, d) for s, d in SURVEYS.items() for level, sd in SURVEY_LEVELS]
     for name, level, rater_sd, sizes in scenarios:
         design = Design(level, rater_sd=rater_sd, **sizes)
         null = simulate(design, "random_rater", args.replicates, rng(args.seed, "bench", name, level, rater_sd))

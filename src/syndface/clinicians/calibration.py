@@ -58,6 +58,20 @@ class Design:
             raise ValueError("per_rater must be between 1 and n_images")
 
 
+# The designs the size checks simulate (tests/test_clinicians_calibration.py and
+# bench/clinicians_calibration.py use these same ones): one age group's images and a whole survey
+# (the paper's 100 images, 10 age groups x truths, 34 raters seeing half; the demo's 60), at the
+# paper's and the demo's sizes; the human accuracies tried per group, and per survey with the
+# raters' ability spread (rater_sd).
+GROUP_SIZES = {"paper": dict(n_images=10, n_raters=30, per_rater=5), "demo": dict(n_images=6, n_raters=32, per_rater=5)}
+SURVEY_SIZES = {
+    "paper": dict(n_images=100, n_raters=34, per_rater=50, spread=0.9),
+    "demo": dict(n_images=60, n_raters=32, per_rater=50, spread=0.9),
+}
+GROUP_LEVELS = (0.51, 0.67, 0.81, 0.86)
+SURVEY_LEVELS = ((0.775, 0.0), (0.593, 0.0), (0.775, 0.5))  # (human accuracy, rater_sd)
+
+
 @dataclass(frozen=True)
 class SimulatedSurveys:
     shown: np.ndarray  # [R, raters, images] bool

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 
 import pytest
@@ -63,7 +64,7 @@ def test_the_pascal_venv_installs_the_pascal_env_pins():
     """`make venv-gpu-pascal` (a venv for P100/V100 nodes, without conda) installs exactly
     envs/gpu-pascal.yaml's pip list, the CUDA 12.6 torch build from its index."""
     listed = subprocess.run(
-        ["python3", str(ENVS / "sync_from_lock.py"), "--requirements", "gpu-pascal"],
+        [sys.executable, str(ENVS / "sync_from_lock.py"), "--requirements", "gpu-pascal"],
         capture_output=True, text=True, check=True,
     ).stdout.splitlines()  # fmt: skip
     assert listed == _pip_lines("gpu-pascal")
